@@ -1,0 +1,151 @@
+"""purenng: the Scalability Protocols of NNG in pure Python.
+
+Public names are loaded on first use, so ``import purenng`` stays cheap and
+imports no transport, protocol or optional dependency.
+
+Example::
+
+    import purenng
+
+    with purenng.Pull0(listen="tcp://127.0.0.1:5555") as pull:
+        print(pull.recv())
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+_LAZY: dict[str, str] = {
+    # sockets
+    "Socket": "purenng.core.socket",
+    "PipeEvent": "purenng.core.socket",
+    "Bus0": "purenng.core.sockets",
+    "Pair0": "purenng.core.sockets",
+    "Pair1": "purenng.core.sockets",
+    "Pub0": "purenng.core.sockets",
+    "Pull0": "purenng.core.sockets",
+    "Push0": "purenng.core.sockets",
+    "Rep0": "purenng.core.sockets",
+    "Req0": "purenng.core.sockets",
+    "Respondent0": "purenng.core.sockets",
+    "Sub0": "purenng.core.sockets",
+    "Surveyor0": "purenng.core.sockets",
+    "Context": "purenng.core.context",
+    "Dialer": "purenng.core.endpoint",
+    "Listener": "purenng.core.endpoint",
+    "Message": "purenng.core.message",
+    "Pipe": "purenng.core.pipe",
+    "configure_plugins": "purenng.core.registry",
+    # errors
+    "AddressInUse": "purenng.core.errors",
+    "BadAddress": "purenng.core.errors",
+    "BadOption": "purenng.core.errors",
+    "BadState": "purenng.core.errors",
+    "Closed": "purenng.core.errors",
+    "ConfigError": "purenng.core.errors",
+    "ConnectionRefused": "purenng.core.errors",
+    "ConnectionReset": "purenng.core.errors",
+    "Error": "purenng.core.errors",
+    "MessageTooLarge": "purenng.core.errors",
+    "NotSupported": "purenng.core.errors",
+    "PluginError": "purenng.core.errors",
+    "ProtocolError": "purenng.core.errors",
+    "Timeout": "purenng.core.errors",
+    "TryAgain": "purenng.core.errors",
+    "WrongThread": "purenng.core.errors",
+}
+
+__all__ = [
+    "AddressInUse",
+    "BadAddress",
+    "BadOption",
+    "BadState",
+    "Bus0",
+    "Closed",
+    "ConfigError",
+    "ConnectionRefused",
+    "ConnectionReset",
+    "Context",
+    "Dialer",
+    "Error",
+    "Listener",
+    "Message",
+    "MessageTooLarge",
+    "NotSupported",
+    "Pair0",
+    "Pair1",
+    "Pipe",
+    "PipeEvent",
+    "PluginError",
+    "ProtocolError",
+    "Pub0",
+    "Pull0",
+    "Push0",
+    "Rep0",
+    "Req0",
+    "Respondent0",
+    "Socket",
+    "Sub0",
+    "Surveyor0",
+    "Timeout",
+    "TryAgain",
+    "WrongThread",
+    "__version__",
+    "configure_plugins",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'purenng' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .core.context import Context as Context
+    from .core.endpoint import Dialer as Dialer, Listener as Listener
+    from .core.errors import (
+        AddressInUse as AddressInUse,
+        BadAddress as BadAddress,
+        BadOption as BadOption,
+        BadState as BadState,
+        Closed as Closed,
+        ConfigError as ConfigError,
+        ConnectionRefused as ConnectionRefused,
+        ConnectionReset as ConnectionReset,
+        Error as Error,
+        MessageTooLarge as MessageTooLarge,
+        NotSupported as NotSupported,
+        PluginError as PluginError,
+        ProtocolError as ProtocolError,
+        Timeout as Timeout,
+        TryAgain as TryAgain,
+        WrongThread as WrongThread,
+    )
+    from .core.message import Message as Message
+    from .core.pipe import Pipe as Pipe
+    from .core.registry import configure_plugins as configure_plugins
+    from .core.socket import PipeEvent as PipeEvent, Socket as Socket
+    from .core.sockets import (
+        Bus0 as Bus0,
+        Pair0 as Pair0,
+        Pair1 as Pair1,
+        Pub0 as Pub0,
+        Pull0 as Pull0,
+        Push0 as Push0,
+        Rep0 as Rep0,
+        Req0 as Req0,
+        Respondent0 as Respondent0,
+        Sub0 as Sub0,
+        Surveyor0 as Surveyor0,
+    )

@@ -1,0 +1,1 @@
+"""The ``purenng`` command line: one command, one module per subcommand."""

@@ -1,0 +1,415 @@
+"""Send and receive machinery shared by sockets and contexts.
+
+A :class:`Channel` sits between the application and one protocol context (a
+socket's default context, or a :class:`~purenng.core.context.Context`).  The
+protocol side is two callables, ``try_send(msg) -> bool`` and
+``can_send() -> bool``, and the protocol feeds received messages to
+:meth:`Channel.deliver`.
+
+Theory of operation:
+
+* **On the owning loop** (``asend``/``arecv``) a message goes straight to
+  ``try_send``, or waits as a future in FIFO order until the protocol calls
+  :meth:`Channel.send_ready`.  ``arecv`` pops the receive queue or waits.
+* **From another thread** (``send``/``recv``) the channel avoids one thread
+  hop per message.  The loop grants *credit*: while the protocol can take
+  messages, up to :data:`SEND_WINDOW` messages may be handed over without
+  waiting.  A sender with credit appends to a hand-off deque and schedules one
+  flush on the loop for the whole batch (``call_soon_threadsafe`` only when no
+  flush is pending).  Without credit it takes the slow path: one request to
+  the loop and a wait for its verdict, which keeps ``TryAgain`` and
+  ``send_timeout`` exact when the protocol cannot send.  Messages in the
+  hand-off deque are accepted: they stay queued across pipe loss and go out as
+  soon as the protocol takes them.
+* Receivers in other threads pop the shared deque directly (``deque`` appends
+  and pops are atomic) and sleep on a condition variable only when it is
+  empty; the loop signals it only when a thread is waiting.
+* Back-pressure on receive: :meth:`deliver` returns False once the queue
+  holds ``recv_capacity`` messages; the protocol then pauses its pipes and
+  :meth:`Channel.on_space` is called (on the loop) when the application has
+  drained half of it.
+* :meth:`close` fails every waiter, in any thread, with ``Closed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from time import monotonic
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .errors import Closed, Timeout, TryAgain
+from .loop import check_not_on_loop
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .message import Message
+
+__all__ = ["SEND_WINDOW", "Channel"]
+
+log = logging.getLogger("purenng")
+
+#: Messages a foreign thread may hand to the loop without waiting for it.
+SEND_WINDOW = 256
+
+_AnyFuture = asyncio.Future[Any] | concurrent.futures.Future[Any]
+
+
+def _resolve(fut: _AnyFuture, result: Any = None, exc: BaseException | None = None) -> bool:
+    """Complete ``fut`` unless it is already done; True if this call did it."""
+    if fut.done():
+        return False
+    try:
+        if exc is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(exc)
+    except (asyncio.InvalidStateError, concurrent.futures.InvalidStateError):
+        return False
+    return True
+
+
+class Channel:
+    """The application-facing end of one protocol context.
+
+    Args:
+        loop: The loop that owns the protocol.
+        try_send: Offer a message to the protocol; True if it took it.  Called
+            only on ``loop``.
+        can_send: Whether ``try_send`` would succeed now.  Called only on
+            ``loop``.
+        recv_capacity: Messages queued for the application before
+            :meth:`deliver` asks the protocol to stop reading.
+        name: Used in error messages.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        try_send: Callable[[Message], bool],
+        can_send: Callable[[], bool],
+        *,
+        recv_capacity: int = 128,
+        name: str = "socket",
+    ) -> None:
+        self.loop = loop
+        self.try_send = try_send
+        self.can_send = can_send
+        self.recv_capacity = max(1, recv_capacity)
+        self.name = name
+        self.closed = False
+        #: Called on the loop when a full receive queue has room again.
+        self.on_space: Callable[[], None] | None = None
+        # send side
+        self._handoff: deque[Message] = deque()
+        self._send_waiters: deque[tuple[Message, _AnyFuture, asyncio.TimerHandle | None]] = deque()
+        self._credit = 0
+        self._flush_scheduled = False
+        self._kicking = False
+        # receive side
+        self._rq: deque[Message] = deque()
+        self._recv_waiters: deque[tuple[_AnyFuture, asyncio.TimerHandle | None]] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._thread_waiters = 0
+        self._wants_space = False
+
+    # ------------------------------------------------------------ protocol side
+
+    def deliver(self, msg: Message) -> bool:
+        """Hand a received message to the application (loop only).
+
+        Returns:
+            False when the queue is now full: the protocol should stop reading
+            until :attr:`on_space` is called.
+        """
+        waiters = self._recv_waiters
+        while waiters:
+            fut, timer = waiters.popleft()
+            if timer is not None:
+                timer.cancel()
+            if _resolve(fut, msg):
+                return True
+        rq = self._rq
+        rq.append(msg)
+        if self._thread_waiters:
+            with self._cond:
+                self._cond.notify()
+        if len(rq) >= self.recv_capacity:
+            self._wants_space = True
+            return False
+        return True
+
+    @property
+    def recv_queued(self) -> int:
+        """Messages received and not yet taken by the application."""
+        return len(self._rq)
+
+    @property
+    def has_receiver(self) -> bool:
+        """Whether someone waits in ``arecv``/``recv`` right now (loop only)."""
+        return bool(self._thread_waiters) or any(not f.done() for f, _ in self._recv_waiters)
+
+    def send_ready(self) -> None:
+        """The protocol may take messages again (loop only)."""
+        if self._kicking:
+            return
+        self._kicking = True
+        try:
+            self._kick()
+        finally:
+            self._kicking = False
+
+    def _kick(self) -> None:
+        hq = self._handoff
+        try_send = self.try_send
+        while hq:
+            try:
+                taken = try_send(hq[0])
+            except Exception:
+                # Accepted earlier, refused now (e.g. a raw header the
+                # protocol rejects): drop it, as a send buffer would.
+                log.exception("%s: dropped a queued message", self.name)
+                taken = True
+            if not taken:
+                self._credit = 0
+                return
+            hq.popleft()
+        waiters = self._send_waiters
+        while waiters:
+            msg, fut, timer = waiters[0]
+            if fut.done():
+                waiters.popleft()
+                continue
+            try:
+                taken = try_send(msg)
+            except Exception as exc:
+                waiters.popleft()
+                if timer is not None:
+                    timer.cancel()
+                _resolve(fut, exc=exc)
+                continue
+            if not taken:
+                self._credit = 0
+                return
+            waiters.popleft()
+            if timer is not None:
+                timer.cancel()
+            _resolve(fut)
+        self._credit = SEND_WINDOW if self.can_send() else 0
+
+    # ------------------------------------------------------------ async API (owning loop)
+
+    async def asend(self, msg: Message, timeout: float | None, block: bool = True) -> None:
+        """Send on the owning loop."""
+        if self.closed:
+            raise Closed(f"{self.name} is closed")
+        if not self._handoff and not self._send_waiters and self.try_send(msg):
+            return
+        if not block:
+            raise TryAgain(f"{self.name} cannot send now")
+        fut = self.loop.create_future()
+        self._queue_sender(msg, fut, timeout)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            # The message was never taken: forget it.
+            self._drop_sender(fut)
+            raise
+
+    def _queue_sender(self, msg: Message, fut: _AnyFuture, timeout: float | None) -> None:
+        timer = None
+        if timeout is not None:
+            timer = self.loop.call_later(timeout, self._send_timed_out, fut)
+        self._send_waiters.append((msg, fut, timer))
+        self._credit = 0
+
+    def _send_timed_out(self, fut: _AnyFuture) -> None:
+        if _resolve(fut, exc=Timeout(f"send on {self.name} timed out")):
+            self._drop_sender(fut)
+
+    def _drop_sender(self, fut: _AnyFuture) -> None:
+        for i, (_, f, timer) in enumerate(self._send_waiters):
+            if f is fut:
+                if timer is not None:
+                    timer.cancel()
+                del self._send_waiters[i]
+                break
+        # A removed head may unblock the ones behind it.
+        if self._send_waiters or self._handoff:
+            self.send_ready()
+
+    async def arecv(self, timeout: float | None, block: bool = True) -> Message:
+        """Receive on the owning loop."""
+        rq = self._rq
+        if rq:
+            msg = rq.popleft()
+            if self._wants_space:
+                self._maybe_space()
+            return msg
+        if self.closed:
+            raise Closed(f"{self.name} is closed")
+        if not block:
+            raise TryAgain(f"nothing to receive on {self.name}")
+        fut: asyncio.Future[Message] = self.loop.create_future()
+        timer = None
+        if timeout is not None:
+            timer = self.loop.call_later(timeout, self._recv_timed_out, fut)
+        self._recv_waiters.append((fut, timer))
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if timer is not None:
+                timer.cancel()
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                # Delivered and cancelled in the same turn: keep the message.
+                rq.appendleft(fut.result())
+            raise
+
+    def _recv_timed_out(self, fut: _AnyFuture) -> None:
+        _resolve(fut, exc=Timeout(f"recv on {self.name} timed out"))
+
+    def _maybe_space(self) -> None:
+        if self._wants_space and len(self._rq) <= self.recv_capacity // 2:
+            self._wants_space = False
+            cb = self.on_space
+            if cb is not None:
+                cb()
+
+    # ------------------------------------------------------------ blocking API (other threads)
+
+    def send(self, msg: Message, timeout: float | None, block: bool = True) -> None:
+        """Send from a thread that is not the owning loop's."""
+        if self.closed:
+            raise Closed(f"{self.name} is closed")
+        check_not_on_loop(self.loop, "send")
+        if self._credit > 0:
+            self._credit -= 1
+            self._handoff.append(msg)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                try:
+                    self.loop.call_soon_threadsafe(self._flush)
+                except RuntimeError as exc:
+                    raise Closed(f"{self.name}: its event loop is closed") from exc
+            return
+        cfut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        try:
+            self.loop.call_soon_threadsafe(self._submit_send, msg, cfut, timeout, block)
+        except RuntimeError as exc:
+            raise Closed(f"{self.name}: its event loop is closed") from exc
+        try:
+            cfut.result()
+        except BaseException:
+            if cfut.cancel():
+                # Not taken yet: make sure the loop forgets it.
+                try:
+                    self.loop.call_soon_threadsafe(self._drop_sender, cfut)
+                except RuntimeError:
+                    pass
+            raise
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self.closed:
+            self.send_ready()
+
+    def _submit_send(
+        self, msg: Message, cfut: concurrent.futures.Future[None], timeout: float | None, block: bool
+    ) -> None:
+        if cfut.done():
+            return
+        if self.closed:
+            _resolve(cfut, exc=Closed(f"{self.name} is closed"))
+            return
+        try:
+            taken = not self._handoff and not self._send_waiters and self.try_send(msg)
+        except Exception as exc:
+            _resolve(cfut, exc=exc)
+            return
+        if taken:
+            _resolve(cfut)
+            self._credit = SEND_WINDOW if self.can_send() else 0
+            return
+        if not block:
+            _resolve(cfut, exc=TryAgain(f"{self.name} cannot send now"))
+            return
+        self._queue_sender(msg, cfut, timeout)
+
+    def recv(self, timeout: float | None, block: bool = True) -> Message:
+        """Receive from a thread that is not the owning loop's."""
+        check_not_on_loop(self.loop, "recv")
+        rq = self._rq
+        try:
+            msg = rq.popleft()
+        except IndexError:
+            pass
+        else:
+            if self._wants_space:
+                self._space_from_thread()
+            return msg
+        if self.closed:
+            raise Closed(f"{self.name} is closed")
+        if not block:
+            raise TryAgain(f"nothing to receive on {self.name}")
+        deadline = None
+        if timeout is not None:
+            deadline = monotonic() + timeout
+        cond = self._cond
+        with cond:
+            self._thread_waiters += 1
+            try:
+                while True:
+                    try:
+                        msg = rq.popleft()
+                        break
+                    except IndexError:
+                        pass
+                    if self.closed:
+                        raise Closed(f"{self.name} is closed")
+                    if deadline is None:
+                        cond.wait()
+                    else:
+                        left = deadline - monotonic()
+                        if left <= 0:
+                            raise Timeout(f"recv on {self.name} timed out")
+                        cond.wait(left)
+            finally:
+                self._thread_waiters -= 1
+        if self._wants_space:
+            self._space_from_thread()
+        return msg
+
+    def _space_from_thread(self) -> None:
+        if len(self._rq) <= self.recv_capacity // 2:
+            try:
+                self.loop.call_soon_threadsafe(self._maybe_space)
+            except RuntimeError:
+                pass
+
+    # ------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Fail every pending operation with Closed (loop only)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._credit = 0
+        exc = Closed(f"{self.name} is closed")
+        for _, fut, timer in self._send_waiters:
+            if timer is not None:
+                timer.cancel()
+            _resolve(fut, exc=exc)
+        self._send_waiters.clear()
+        self._handoff.clear()
+        for fut, timer in self._recv_waiters:
+            if timer is not None:
+                timer.cancel()
+            _resolve(fut, exc=exc)
+        self._recv_waiters.clear()
+        self._rq.clear()
+        with self._cond:
+            self._cond.notify_all()

@@ -1,0 +1,131 @@
+"""Contexts: independent conversations on one socket (NNG's ``nng_ctx``).
+
+A context has its own send/receive state in the protocol (a REQ context
+tracks its own outstanding request) and its own
+:class:`~purenng.core.channel.Channel`, so many requests can be in flight on
+one socket without raw mode.  Protocols that support contexts implement
+``Protocol.new_context(channel)`` and return an object with ``try_send``,
+``can_send`` and ``close``; the others raise
+:class:`~purenng.core.errors.NotSupported`, as NNG does for PAIR or PUSH.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .channel import Channel
+from .errors import NotSupported
+from .loop import run_sync
+from .message import Message
+from .pipe import next_id
+
+if TYPE_CHECKING:
+    from .message import BytesLike
+    from .socket import Socket
+
+__all__ = ["Context"]
+
+
+class Context:
+    """One conversation on a socket: ``send``/``recv``/``asend``/``arecv``.
+
+    Raises:
+        NotSupported: the socket's protocol has no contexts.
+    """
+
+    def __init__(self, sock: Socket) -> None:
+        factory = getattr(sock._protocol, "new_context", None)
+        if factory is None:
+            raise NotSupported(f"{sock.protocol_cls.name} sockets have no contexts")
+        self.id = next_id()
+        self.socket = sock
+        self.closed = False
+        self.channel = Channel(
+            sock.loop,
+            _no_send,
+            _no,
+            recv_capacity=max(1, sock.options["recv_buffer"]),
+            name=f"context {self.id} of {sock.protocol_cls.name} socket {sock.id}",
+        )
+        self._impl: Any = factory(self.channel)
+        self.channel.try_send = self._impl.try_send
+        self.channel.can_send = self._impl.can_send
+        self.recv_timeout: float | None = sock.options["recv_timeout"]
+        self.send_timeout: float | None = sock.options["send_timeout"]
+
+    def send(self, data: BytesLike, *, block: bool = True) -> None:
+        """Send on this context (blocking; not on the owning loop)."""
+        self.channel.send(Message(data), self.send_timeout, block)
+
+    def send_msg(self, msg: Message, *, block: bool = True) -> None:
+        """Send a :class:`Message` on this context."""
+        self.channel.send(msg, self.send_timeout, block)
+
+    def recv(self, *, block: bool = True) -> bytes:
+        """Receive on this context (blocking; not on the owning loop)."""
+        return self.channel.recv(self.recv_timeout, block).bytes
+
+    def recv_msg(self, *, block: bool = True) -> Message:
+        """Receive a :class:`Message` on this context."""
+        return self.channel.recv(self.recv_timeout, block)
+
+    async def asend(self, data: BytesLike, *, block: bool = True) -> None:
+        """Coroutine form of :meth:`send`."""
+        await self.asend_msg(Message(data), block=block)
+
+    async def asend_msg(self, msg: Message, *, block: bool = True) -> None:
+        """Coroutine form of :meth:`send_msg`."""
+        from .socket import _bridge, _running_loop
+
+        coro = self.channel.asend(msg, self.send_timeout, block)
+        if _running_loop() is self.socket.loop:
+            await coro
+        else:
+            await _bridge(self.socket.loop, coro)
+
+    async def arecv(self, *, block: bool = True) -> bytes:
+        """Coroutine form of :meth:`recv`."""
+        return (await self.arecv_msg(block=block)).bytes
+
+    async def arecv_msg(self, *, block: bool = True) -> Message:
+        """Coroutine form of :meth:`recv_msg`."""
+        from .socket import _bridge, _running_loop
+
+        coro = self.channel.arecv(self.recv_timeout, block)
+        if _running_loop() is self.socket.loop:
+            return await coro
+        result: Message = await _bridge(self.socket.loop, coro)
+        return result
+
+    def close(self) -> None:
+        """Close the context; pending operations fail with Closed.  Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        from .socket import _running_loop
+
+        if _running_loop() is self.socket.loop or self.socket.loop.is_closed():
+            self._close_now()
+        else:
+            run_sync(self.socket.loop, self._aclose(), "close")
+
+    async def _aclose(self) -> None:
+        self._close_now()
+
+    def _close_now(self) -> None:
+        self.channel.close()
+        self._impl.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _no_send(msg: Message) -> bool:
+    return False
+
+
+def _no() -> bool:
+    return False

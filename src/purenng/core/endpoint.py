@@ -1,0 +1,336 @@
+"""Dialers and listeners: the endpoints that make pipes for a socket.
+
+A :class:`Dialer` connects to one URL and keeps a pipe there: when the pipe
+drops or a connection attempt fails it redials after ``reconnect_time_min``
+seconds, doubling the delay up to ``reconnect_time_max`` when that is set
+(0: no back-off, NNG's default).  A blocking dial reports the first attempt's
+error to the caller and leaves nothing running; a non-blocking one retries in
+the background until the dialer or socket is closed.
+
+A :class:`Listener` binds one URL and turns each accepted connection into a
+pipe.  Stream transports go through the SP adapter
+(:mod:`purenng.core.sp_stream`); message transports hand over pipes.
+
+Both run on the socket's loop.  Each owns at most one task, cancelled and
+awaited on close, so nothing outlives the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .errors import Closed, ConnectionRefused, ConnectionReset, Error, ProtocolError
+from .pipe import next_id
+from .sp_stream import SPStreamPipe, start_sp_pipe
+from .transport import PipeTransport, StreamTransport
+
+if TYPE_CHECKING:
+    from .pipe import Pipe
+    from .socket import Socket
+    from .stream import StreamListener
+    from .transport import PipeListener, Transport
+    from .url import URL
+
+__all__ = ["Dialer", "Listener"]
+
+log = logging.getLogger("purenng")
+
+
+def _as_error(exc: BaseException) -> BaseException:
+    """Map OS errors of connection attempts onto purenng errors."""
+    if isinstance(exc, Error):
+        return exc
+    if isinstance(exc, ConnectionRefusedError | FileNotFoundError):
+        err: Error = ConnectionRefused(str(exc) or "connection refused")
+    elif isinstance(exc, ConnectionError):
+        err = ConnectionReset(str(exc) or "connection reset")
+    else:
+        return exc
+    err.__cause__ = exc
+    return err
+
+
+class Dialer:
+    """Connects a socket to one URL, and reconnects.
+
+    Attributes:
+        id: Never reused in the process.
+        url: The URL as given.
+        socket: The owning socket.
+    """
+
+    def __init__(self, sock: Socket, url: URL, transport: Transport, options: dict[str, Any]) -> None:
+        self.id = next_id()
+        self.socket = sock
+        self._url = url
+        self._transport = transport
+        self.options = options
+        self.closed = False
+        self.pipe: Pipe | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pipe_gone: asyncio.Future[None] | None = None
+        self._delay = options["reconnect_time_min"]
+        #: The last connection error, for diagnostics.
+        self.last_error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL this dialer connects to."""
+        return self._url.raw
+
+    async def start(self, block: bool) -> None:
+        """Dial; with ``block`` the first attempt's failure is raised."""
+        if block:
+            await self._connect()
+        self._task = self.socket.loop.create_task(self._run(connected=block))
+
+    async def _connect(self) -> None:
+        sock = self.socket
+        loop = sock.loop
+        try:
+            if isinstance(self._transport, StreamTransport):
+                stream = await self._transport.dial(self._url, self.options)
+                done: asyncio.Future[Pipe] = loop.create_future()
+
+                def ready(pipe: SPStreamPipe) -> None:
+                    if sock._attach(pipe, dialer=self):
+                        if not done.done():
+                            done.set_result(pipe)
+                    elif not done.done():
+                        done.set_exception(pipe.error or ProtocolError("pipe refused by the socket"))
+
+                def failed(pipe: SPStreamPipe) -> None:
+                    if not done.done():
+                        done.set_exception(
+                            _as_error(pipe.error or ConnectionReset("connection closed during SP handshake"))
+                        )
+
+                pipe = start_sp_pipe(
+                    stream,
+                    loop,
+                    self_id=sock.protocol_cls.self_id,
+                    transport_name=self._url.scheme,
+                    on_ready=ready,
+                    on_failed=failed,
+                    recv_max_size=self.options["recv_max_size"],
+                    ipc=self._transport.ipc_framing,
+                )
+                try:
+                    await done
+                except asyncio.CancelledError:
+                    pipe.abort()
+                    raise
+            elif isinstance(self._transport, PipeTransport):
+                pipe = await self._transport.dial(self._url, self.options, sock.protocol_info)
+                if not sock._attach(pipe, dialer=self):
+                    raise getattr(pipe, "error", None) or ProtocolError("pipe refused by the socket")
+            else:  # pragma: no cover - registry only holds the two kinds
+                raise TypeError(f"{self._transport!r} is not a transport")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            err = _as_error(exc)
+            self.last_error = err
+            if err is exc:
+                raise
+            raise err from exc
+        self.pipe = pipe
+        self._pipe_gone = loop.create_future()
+        self._delay = self.options["reconnect_time_min"]
+        self.last_error = None
+
+    def _pipe_closed(self, pipe: Pipe) -> None:
+        if self.pipe is pipe:
+            self.pipe = None
+            fut = self._pipe_gone
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    async def _run(self, connected: bool) -> None:
+        opts = self.options
+        while not self.closed:
+            if connected:
+                fut = self._pipe_gone
+                if fut is not None:
+                    await fut
+                connected = False
+                if self.closed:
+                    return
+                await asyncio.sleep(opts["reconnect_time_min"])
+                continue
+            try:
+                await self._connect()
+            except (Error, OSError) as exc:
+                log.debug("dialer %s: %s failed: %s", self.id, self.url, exc)
+                await asyncio.sleep(self._delay)
+                hi = opts["reconnect_time_max"]
+                if hi > 0:
+                    self._delay = min(self._delay * 2, hi)
+                continue
+            connected = True
+
+    def close(self) -> None:
+        """Stop dialing and close the dialer's pipe; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+        if self.pipe is not None:
+            self.pipe.close()
+        self.socket._forget_dialer(self)
+
+    async def aclose(self) -> None:
+        """Close and wait for the dialer's task to end."""
+        self.close()
+        task = self._task
+        if task is not None:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<Dialer id={self.id} {self.url}{' closed' if self.closed else ''}>"
+
+
+class Listener:
+    """Accepts connections on one URL for a socket.
+
+    Attributes:
+        id: Never reused in the process.
+        socket: The owning socket.
+    """
+
+    def __init__(self, sock: Socket, url: URL, transport: Transport, options: dict[str, Any]) -> None:
+        self.id = next_id()
+        self.socket = sock
+        self._url = url
+        self._transport = transport
+        self.options = options
+        self.closed = False
+        self._stream_listener: StreamListener | None = None
+        self._pipe_listener: PipeListener | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[SPStreamPipe] = set()
+
+    async def start(self) -> None:
+        """Bind the URL (errors are raised) and start accepting."""
+        sock = self.socket
+        if isinstance(self._transport, StreamTransport):
+            self._stream_listener = await self._transport.listen(self._url, self.options)
+            self._task = sock.loop.create_task(self._accept_loop())
+        elif isinstance(self._transport, PipeTransport):
+            self._pipe_listener = await self._transport.listen(
+                self._url, self.options, sock.protocol_info, self._on_pipe
+            )
+        else:  # pragma: no cover
+            raise TypeError(f"{self._transport!r} is not a transport")
+
+    def _on_pipe(self, pipe: Pipe) -> None:
+        if self.closed:
+            pipe.close()
+            return
+        self.socket._attach(pipe, listener=self)
+
+    async def _accept_loop(self) -> None:
+        sl = self._stream_listener
+        assert sl is not None
+        sock = self.socket
+        transport = self._transport
+        assert isinstance(transport, StreamTransport)
+        while not self.closed:
+            try:
+                stream = await sl.accept()
+            except Closed:
+                return
+            except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+                log.warning("listener %s: accept failed: %s", self.url, exc)
+                await asyncio.sleep(0.1)
+                continue
+            pipe = start_sp_pipe(
+                stream,
+                sock.loop,
+                self_id=sock.protocol_cls.self_id,
+                transport_name=self._url.scheme,
+                on_ready=self._ready,
+                on_failed=self._failed,
+                recv_max_size=self.options["recv_max_size"],
+                ipc=transport.ipc_framing,
+            )
+            if not pipe.closed and not pipe.ready:
+                self._pending.add(pipe)
+
+    def _ready(self, pipe: SPStreamPipe) -> None:
+        self._pending.discard(pipe)
+        if self.closed:
+            pipe.close()
+            return
+        self.socket._attach(pipe, listener=self)
+
+    def _failed(self, pipe: SPStreamPipe) -> None:
+        self._pending.discard(pipe)
+        if pipe.error is not None:
+            self.socket._pipe_failed(pipe)
+
+    @property
+    def url(self) -> str:
+        """The bound URL, with the real port when port 0 was asked for."""
+        if self._stream_listener is not None:
+            return self._stream_listener.url
+        if self._pipe_listener is not None:
+            return self._pipe_listener.url
+        return self._url.raw
+
+    @property
+    def local_address(self) -> Any:
+        """The bound address as the transport reports it."""
+        if self._stream_listener is not None:
+            return self._stream_listener.local_address
+        if self._pipe_listener is not None:
+            return self._pipe_listener.local_address
+        return None
+
+    @property
+    def port(self) -> int | None:
+        """The bound port (tcp-like transports), else None."""
+        addr = self.local_address
+        if isinstance(addr, tuple) and len(addr) >= 2 and isinstance(addr[1], int):
+            return addr[1]
+        return None
+
+    def close(self) -> None:
+        """Stop listening and close pipes still in their handshake; idempotent.
+
+        Pipes already attached belong to the socket and live on.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._stream_listener is not None:
+            self._stream_listener.close()
+        if self._pipe_listener is not None:
+            self._pipe_listener.close()
+        for pipe in list(self._pending):
+            pipe.abort()
+        self._pending.clear()
+        self.socket._forget_listener(self)
+
+    async def aclose(self) -> None:
+        """Close and wait until the address is released."""
+        self.close()
+        if self._task is not None:
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._stream_listener is not None:
+            await self._stream_listener.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Listener id={self.id} {self.url}{' closed' if self.closed else ''}>"

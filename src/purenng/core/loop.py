@@ -1,0 +1,128 @@
+"""The event loop a socket lives on, and purenng's background loop thread.
+
+Rules (DESIGN.md, "Concurrency model"):
+
+* A socket created inside a running asyncio loop belongs to that loop.
+* A socket created outside one belongs to the background loop: one per
+  process, started lazily in a daemon thread, uvloop when it is installed
+  (``PURENNG_LOOP=asyncio`` forces the standard loop).
+* Blocking calls made on the loop that owns the socket raise
+  :class:`~purenng.core.errors.WrongThread` instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from typing import TYPE_CHECKING, TypeVar
+
+from .errors import WrongThread
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+    from typing import Any
+
+__all__ = ["background_loop", "check_not_on_loop", "current_loop", "run_sync"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    choice = os.environ.get("PURENNG_LOOP", "auto").lower()
+    if choice in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    return asyncio.new_event_loop()
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    """The process-wide background loop, started on first use."""
+    global _loop, _thread
+    loop = _loop
+    if loop is not None and not loop.is_closed():
+        return loop
+    with _lock:
+        if _loop is not None and not _loop.is_closed():
+            return _loop
+        loop = _new_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            try:
+                loop.run_forever()
+            finally:
+                asyncio.set_event_loop(None)
+
+        thread = threading.Thread(target=run, name="purenng-loop", daemon=True)
+        thread.start()
+        ready.wait()
+        _loop, _thread = loop, thread
+        return loop
+
+
+def _stop_background_loop() -> None:
+    loop, thread = _loop, _thread
+    if loop is None or thread is None or loop.is_closed():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=2.0)
+
+
+atexit.register(_stop_background_loop)
+
+
+def background_thread() -> threading.Thread | None:
+    """The background loop's thread, if it was started (for leak checks)."""
+    return _thread
+
+
+def current_loop() -> asyncio.AbstractEventLoop:
+    """The loop a socket created now belongs to."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return background_loop()
+
+
+def check_not_on_loop(loop: asyncio.AbstractEventLoop, what: str) -> None:
+    """Refuse a blocking call made from inside ``loop``'s own thread.
+
+    Raises:
+        WrongThread: the caller is running on ``loop``.
+    """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if running is loop:
+        raise WrongThread(
+            f"blocking {what}() called on the event loop that owns this socket; "
+            f"use 'await a{what}()' instead"
+        )
+
+
+def run_sync(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], what: str) -> T:
+    """Run ``coro`` on ``loop`` from another thread and wait for its result.
+
+    A KeyboardInterrupt while waiting cancels the coroutine and propagates.
+    """
+    check_not_on_loop(loop, what)
+    fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return fut.result()
+    except BaseException:
+        fut.cancel()
+        raise

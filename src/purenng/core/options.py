@@ -1,0 +1,157 @@
+"""Option declarations and validation.
+
+Options are keyword arguments and attributes named like NNG's without the
+prefix (``recv_timeout``, ``reconnect_time_min``...).  Times are seconds as
+``float | None`` (None: no limit), sizes are bytes, buffers are messages.
+
+Who declares what:
+
+* the core declares socket options (:data:`SOCKET_OPTIONS`) and
+  dialer/listener options (:data:`ENDPOINT_OPTIONS`);
+* a protocol declares its own in ``Protocol.option_specs``;
+* a transport declares its own in ``Transport.option_specs``; their names
+  start with the transport's scheme and an underscore (``tcp_nodelay``,
+  ``ipc_permissions``), as NNG's ``tcp-nodelay`` and ``ipc:permissions`` do.
+  That prefix is how a socket finds the transport that validates them.
+
+A bad value raises :class:`~purenng.core.errors.BadOption` naming the option,
+the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import BadOption
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = [
+    "ENDPOINT_OPTIONS",
+    "SOCKET_OPTIONS",
+    "OptionSpec",
+    "boolean",
+    "duration",
+    "integer",
+    "string",
+    "validate",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """One option: its name, how to check a value, its default and meaning.
+
+    Attributes:
+        name: The keyword name.
+        check: Returns the normalised value or raises ``ValueError``/``TypeError``
+            with what was expected.
+        default: The default value.
+        doc: One line for documentation and error messages.
+        readonly: Reading only (e.g. a bound port).
+    """
+
+    name: str
+    check: Callable[[Any], Any]
+    default: Any
+    doc: str = ""
+    readonly: bool = False
+
+
+def validate(spec: OptionSpec, value: Any) -> Any:
+    """Normalise ``value`` for ``spec``.
+
+    Raises:
+        BadOption: the value does not fit, or the option is read-only.
+    """
+    if spec.readonly:
+        raise BadOption(f"option {spec.name!r} is read-only")
+    try:
+        return spec.check(value)
+    except (TypeError, ValueError) as exc:
+        raise BadOption(f"bad value {value!r} for option {spec.name!r}: {exc}") from None
+
+
+def duration(*, allow_none: bool = True, minimum: float = 0.0) -> Callable[[Any], float | None]:
+    """A time in seconds; None (if allowed) means "no limit"."""
+
+    def check(value: Any) -> float | None:
+        if value is None:
+            if allow_none:
+                return None
+            raise ValueError("expected a number of seconds, not None")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected seconds as a number{' or None' if allow_none else ''}")
+        v = float(value)
+        if math.isnan(v) or v < minimum:
+            raise ValueError(f"expected seconds >= {minimum}")
+        if math.isinf(v):
+            if allow_none:
+                return None
+            raise ValueError("expected a finite number of seconds")
+        return v
+
+    return check
+
+
+def integer(minimum: int = 0, maximum: int | None = None) -> Callable[[Any], int]:
+    """A whole number in ``[minimum, maximum]``."""
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("expected an int")
+        if value < minimum or (maximum is not None and value > maximum):
+            hi = "" if maximum is None else f"..{maximum}"
+            raise ValueError(f"expected an int in {minimum}{hi or '..'}")
+        return value
+
+    return check
+
+
+def boolean(value: Any) -> bool:
+    """True or False."""
+    if not isinstance(value, bool):
+        raise TypeError("expected True or False")
+    return value
+
+
+def string(value: Any) -> str:
+    """A str."""
+    if not isinstance(value, str):
+        raise TypeError("expected a str")
+    return value
+
+
+#: Options every socket has (wire-protocols.md §3.1 for the defaults).
+SOCKET_OPTIONS: Mapping[str, OptionSpec] = {
+    s.name: s
+    for s in (
+        OptionSpec("recv_timeout", duration(), None, "seconds recv() waits; None: forever"),
+        OptionSpec("send_timeout", duration(), None, "seconds send() waits; None: forever"),
+        OptionSpec(
+            "recv_max_size",
+            integer(0),
+            1 << 20,
+            "largest message accepted from a stream peer, bytes; 0: no limit "
+            "(default 1 MiB as nanomsg and mangos; NNG 1.x defaults to 0)",
+        ),
+        OptionSpec("recv_buffer", integer(0, 8192), 128, "messages queued for the application"),
+        OptionSpec("send_buffer", integer(0, 8192), 0, "messages queued by the protocol"),
+        OptionSpec(
+            "reconnect_time_min", duration(allow_none=False), 0.1, "first redial delay, seconds"
+        ),
+        OptionSpec(
+            "reconnect_time_max",
+            duration(allow_none=False),
+            0.0,
+            "largest redial delay, seconds; 0: no exponential back-off",
+        ),
+        OptionSpec("name", string, "", "a name for logs and stats"),
+    )
+}
+
+#: Socket options a dialer or listener may override for itself.
+ENDPOINT_OPTIONS = frozenset({"recv_max_size", "reconnect_time_min", "reconnect_time_max"})

@@ -1,0 +1,133 @@
+"""The :class:`Pipe`: a message connection to exactly one peer.
+
+A pipe is what protocols see.  Stream transports never build one themselves:
+the shared SP-over-stream adapter (:mod:`purenng.core.sp_stream`) turns their
+byte streams into pipes.  Message transports (inproc, and later ws and udp)
+subclass :class:`Pipe` directly.
+
+Contract for implementations (all methods run on the owning loop, never
+block, and never raise into the caller for I/O problems; a broken pipe
+closes itself):
+
+* :meth:`Pipe.write` takes ownership of ``header`` and ``body`` and queues them
+  as one message.  It always accepts the message; :attr:`Pipe.writable` says
+  whether the pipe would like more now.  When it turns True again the pipe
+  calls its owner's ``pipe_writable``.
+* Received messages go to the owner's ``pipe_message(pipe, payload)`` with the
+  SP header still at the front of ``payload``: the protocol peels it off.
+* :meth:`Pipe.pause_reading` / :meth:`Pipe.resume_reading` give receive
+  back-pressure.
+* :meth:`Pipe.close` is idempotent.  The owner's ``pipe_closed`` is called
+  exactly once, whoever closed the pipe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .message import BytesLike
+
+__all__ = ["Pipe", "PipeOwner", "next_id"]
+
+# Ids start at a random point (as NNG's do) and are never reused in a process.
+# Pipe ids are 31-bit: REP and RESPONDENT put them in backtraces, where bit 31
+# marks the end of the stack.
+_id_counter = itertools.count(random.randrange(1, 1 << 24))
+
+
+def next_id() -> int:
+    """A fresh id for a socket, pipe, dialer or listener (never reused)."""
+    return next(_id_counter)
+
+
+class PipeOwner(Protocol):
+    """What a pipe reports to (the socket it belongs to)."""
+
+    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None: ...
+    def pipe_writable(self, pipe: Pipe) -> None: ...
+    def pipe_closed(self, pipe: Pipe) -> None: ...
+
+
+class Pipe:
+    """A message pipe to one peer whose SP protocol number is known.
+
+    Attributes:
+        id: Unique in the process, never reused, below 2**31.
+        peer_id: The peer's SP protocol number (e.g. 0x51 for PULL).
+        writable: Whether the pipe wants more messages now.
+        dialer: The dialer that made the pipe, or None.
+        listener: The listener that accepted it, or None.
+        transport: The URL scheme of the transport.
+    """
+
+    def __init__(self, peer_id: int, transport: str) -> None:
+        self.id = next_id()
+        self.peer_id = peer_id
+        self.transport = transport
+        self.writable = True
+        self.closed = False
+        self.owner: PipeOwner | None = None
+        self.dialer: Any = None
+        self.listener: Any = None
+        #: The socket the pipe belongs to once attached.
+        self.socket: Any = None
+        self.msgs_in = 0
+        self.msgs_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # -- transport side (override) --------------------------------------
+
+    def write(self, header: BytesLike, body: BytesLike) -> None:
+        """Queue one message (header then body).  Never blocks."""
+        raise NotImplementedError
+
+    def pause_reading(self) -> None:
+        """Stop delivering messages until :meth:`resume_reading`."""
+
+    def resume_reading(self) -> None:
+        """Undo :meth:`pause_reading`."""
+
+    def close(self) -> None:
+        """Close the pipe; idempotent.  The owner hears of it once."""
+        raise NotImplementedError
+
+    @property
+    def local_address(self) -> Any:
+        """The local address, as the transport reports it."""
+        return None
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the transport reports it."""
+        return None
+
+    @property
+    def peer_credentials(self) -> Any:
+        """The peer process' credentials, where the transport knows them."""
+        return None
+
+    # -- convenience ----------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this pipe."""
+        return {
+            "id": self.id,
+            "messages_in": self.msgs_in,
+            "messages_out": self.msgs_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+        }
+
+    def _notify_closed(self) -> None:
+        owner = self.owner
+        self.owner = None
+        if owner is not None:
+            owner.pipe_closed(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<{type(self).__name__} id={self.id} {self.transport} peer={self.peer_id:#x} {state}>"

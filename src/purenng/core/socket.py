@@ -1,0 +1,702 @@
+"""The :class:`Socket`: options, endpoints, pipes, events and the public API.
+
+A socket binds one protocol (resolved once through the registry, then held
+by direct reference) to any number of dialers, listeners and pipes.  It owns
+no I/O itself: pipes do the I/O, the protocol routes, and a
+:class:`~purenng.core.channel.Channel` carries messages to and from the
+application on the blocking and async paths.
+
+Rules:
+
+* A socket lives on the loop it was created in, or on the background loop
+  when created outside one (:mod:`purenng.core.loop`).  Pipes, protocol and
+  callbacks run only there.
+* ``send``/``recv``/``dial``/``listen``/``close`` may be called from any
+  thread; the blocking ones refuse to run on the owning loop (use the ``a``
+  forms there).
+* ``close()`` is idempotent and fails every pending operation with
+  :class:`~purenng.core.errors.Closed`.
+* Pipe events (``add_pre``, ``add_post``, ``remove_post``) are plain
+  callbacks on the loop; an ``add_pre`` callback may close the pipe to refuse
+  it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .channel import Channel
+from .errors import BadOption, BadState, Closed, NotSupported, ProtocolError, WrongThread
+from .loop import current_loop, run_sync
+from .message import Message
+from .options import ENDPOINT_OPTIONS, SOCKET_OPTIONS, OptionSpec, validate
+from .pipe import next_id
+from .registry import get_registry
+from .transport import ProtocolInfo
+from .url import parse_url
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+    from .endpoint import Dialer, Listener
+    from .message import BytesLike
+    from .pipe import Pipe
+    from .protocol import Protocol
+    from .url import URL
+
+__all__ = ["PipeEvent", "Socket"]
+
+log = logging.getLogger("purenng")
+
+
+class PipeEvent(str, enum.Enum):
+    """When a pipe event callback runs."""
+
+    ADD_PRE = "add_pre"
+    """The pipe is connected but not yet in use; closing it refuses it."""
+    ADD_POST = "add_post"
+    """The pipe is in use."""
+    REMOVE_POST = "remove_post"
+    """The pipe was removed."""
+
+
+_STAT_NAMES = (
+    "pipes_added",
+    "pipes_removed",
+    "pipes_rejected",
+    "protocol_mismatch",
+    "oversize",
+    "protocol_errors",
+    "handshake_failures",
+    "drops",
+)
+
+
+class Socket:
+    """An SP socket.
+
+    Args:
+        protocol: The protocol name (``"push0"``...).  The subclasses
+            (``purenng.Push0``...) fill it in.
+        raw: Open the protocol in raw mode (for devices), as
+            ``nng_*_open_raw``.
+        dial: A URL (or list of URLs) to dial at once.
+        listen: A URL (or list of URLs) to listen on at once.
+        **options: Socket, protocol and transport options
+            (``recv_timeout=1.0``, ``tcp_nodelay=False``...).
+
+    Raises:
+        BadOption: an unknown option or a bad value.
+        PluginError: the protocol's plugin is missing, disabled or broken.
+    """
+
+    protocol_name: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        protocol: str | None = None,
+        *,
+        raw: bool = False,
+        dial: str | list[str] | None = None,
+        listen: str | list[str] | None = None,
+        **options: Any,
+    ) -> None:
+        name = protocol or self.protocol_name
+        if not name:
+            raise BadState("Socket() needs a protocol name, e.g. Socket('pair0')")
+        reg = get_registry()
+        proto_cls = reg.protocol(name)
+        d = self.__dict__
+        d["_registry"] = reg
+        d["protocol_cls"] = proto_cls
+        d["id"] = next_id()
+        d["loop"] = current_loop()
+        d["raw"] = raw
+        d["closed"] = False
+        d["_pipes"] = {}
+        d["_dialers"] = []
+        d["_listeners"] = []
+        d["_callbacks"] = {e: [] for e in PipeEvent}
+        d["_stats"] = dict.fromkeys(_STAT_NAMES, 0)
+        d["_retired"] = [0, 0, 0, 0]  # msgs in/out, bytes in/out of removed pipes
+        d["_logged"] = set()
+        d["_specs"] = {**SOCKET_OPTIONS, **proto_cls.option_specs}
+        d["_lock"] = threading.Lock()
+        d["_setup"] = []
+        opts: dict[str, Any] = {name: spec.default for name, spec in self._specs.items()}
+        if proto_cls.default_recv_buffer is not None:
+            opts["recv_buffer"] = proto_cls.default_recv_buffer
+        d["options"] = opts
+        for key, value in options.items():
+            self._set_option(key, value, initial=True)
+        d["protocol_info"] = ProtocolInfo(
+            proto_cls.self_id, proto_cls.peer_id, proto_cls.self_name, proto_cls.peer_name
+        )
+        d["channel"] = Channel(
+            self.loop,
+            _cannot_send,
+            _false,
+            recv_capacity=max(1, opts["recv_buffer"]),
+            name=f"{proto_cls.name} socket {self.id}",
+        )
+        d["_protocol"] = proto_cls(self, raw)
+        # Direct references: no socket method on the per-message path.
+        self.channel.try_send = self._protocol.try_send
+        self.channel.can_send = self._protocol.can_send
+        self.channel.on_space = self._protocol.recv_space
+        d["_recv_timeout"] = opts["recv_timeout"]
+        d["_send_timeout"] = opts["send_timeout"]
+        try:
+            for url in [listen] if isinstance(listen, str) else list(listen or ()):
+                self._constructor_endpoint(self.alisten(url), lambda u=url: self.listen(u))
+            for url in [dial] if isinstance(dial, str) else list(dial or ()):
+                self._constructor_endpoint(
+                    self.adial(url, block=False), lambda u=url: self.dial(u)
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def _constructor_endpoint(
+        self, coro: Coroutine[Any, Any, Any], sync: Callable[[], Any]
+    ) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            # Inside the owning loop: run it as a task; `async with` awaits it.
+            self._setup.append(self.loop.create_task(coro))
+        else:
+            coro.close()
+            sync()
+
+    # ------------------------------------------------------------ options
+
+    def _spec(self, name: str) -> OptionSpec:
+        spec = self._specs.get(name)
+        if spec is None:
+            spec = self._registry.option_spec(name)
+        return spec
+
+    def _set_option(self, name: str, value: Any, initial: bool = False) -> None:
+        if name.startswith("_") or name in ("raw", "dial", "listen"):
+            raise BadOption(f"unknown option {name!r}")
+        try:
+            spec = self._spec(name)
+        except BadOption:
+            raise BadOption(
+                f"unknown option {name!r} for a {self.protocol_cls.name} socket"
+            ) from None
+        v = validate(spec, value)
+        self.options[name] = v
+        if not initial:
+            if name == "recv_timeout":
+                self.__dict__["_recv_timeout"] = v
+            elif name == "send_timeout":
+                self.__dict__["_send_timeout"] = v
+            elif name == "recv_buffer":
+                self.channel.recv_capacity = max(1, v)
+            elif name in self.protocol_cls.option_specs:
+                self.loop.call_soon_threadsafe(self._protocol.set_option, name, v)
+
+    def __getattr__(self, name: str) -> Any:
+        opts = self.__dict__.get("options")
+        if opts is not None and name in opts:
+            return opts[name]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute or option {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in type(self).__dict__ or any(name in k.__dict__ for k in type(self).__mro__):
+            object.__setattr__(self, name, value)
+            return
+        self._set_option(name, value)
+
+    # ------------------------------------------------------------ protocol host
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the socket counter ``name``."""
+        self._stats[name] = self._stats.get(name, 0) + n
+
+    def _log_once(self, key: str, msg: str, *args: Any) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning(msg + " (logged once per socket)", *args)
+
+    def reject_pipe(self, pipe: Pipe, reason: str) -> None:
+        """Close ``pipe`` for a protocol violation; counted and logged once."""
+        self.count("protocol_errors")
+        self._log_once("proto:" + reason, "socket %s: closing pipe %s: %s", self.id, pipe.id, reason)
+        if hasattr(pipe, "error") and getattr(pipe, "error", None) is None:
+            pipe.error = ProtocolError(reason)
+        pipe.close()
+
+    # ------------------------------------------------------------ pipes
+
+    def _attach(self, pipe: Pipe, dialer: Dialer | None = None, listener: Listener | None = None) -> bool:
+        """Admit a ready pipe: peer check, add_pre callbacks, protocol (loop only)."""
+        if self.closed:
+            pipe.close()
+            return False
+        pipe.dialer = dialer
+        pipe.listener = listener
+        pipe.socket = self
+        proto = self.protocol_cls
+        if pipe.peer_id != proto.peer_id:
+            self.count("protocol_mismatch")
+            self.count("pipes_rejected")
+            self._log_once(
+                f"mismatch:{pipe.peer_id}",
+                "socket %s (%s): refused a peer speaking protocol %#x, expected %#x (%s)",
+                self.id,
+                proto.name,
+                pipe.peer_id,
+                proto.peer_id,
+                proto.peer_name,
+            )
+            if hasattr(pipe, "error"):
+                pipe.error = ProtocolError(
+                    f"peer speaks SP protocol {pipe.peer_id:#x}, a {proto.name} socket needs "
+                    f"{proto.peer_id:#x} ({proto.peer_name})"
+                )
+            pipe.close()
+            return False
+        self._fire(PipeEvent.ADD_PRE, pipe)
+        if pipe.closed or self.closed:
+            self.count("pipes_rejected")
+            pipe.close()
+            return False
+        pipe.owner = self
+        if hasattr(pipe, "attach"):
+            pipe.attach(self._protocol.pipe_message)
+        else:
+            pipe._deliver = self._protocol.pipe_message  # type: ignore[attr-defined]
+        if not self._protocol.add_pipe(pipe):
+            pipe.owner = None
+            self.count("pipes_rejected")
+            pipe.close()
+            return False
+        self._pipes[pipe.id] = pipe
+        self.count("pipes_added")
+        self._fire(PipeEvent.ADD_POST, pipe)
+        return True
+
+    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
+        """Pipes deliver straight to the protocol; this is the fallback."""
+        self._protocol.pipe_message(pipe, payload)
+
+    def pipe_writable(self, pipe: Pipe) -> None:
+        """A pipe has room again (loop only)."""
+        self._protocol.pipe_writable(pipe)
+
+    def pipe_closed(self, pipe: Pipe) -> None:
+        """A pipe that was attached is gone (loop only)."""
+        if self._pipes.pop(pipe.id, None) is None:
+            return
+        r = self._retired
+        r[0] += pipe.msgs_in
+        r[1] += pipe.msgs_out
+        r[2] += pipe.bytes_in
+        r[3] += pipe.bytes_out
+        self._note_pipe_error(pipe)
+        self._protocol.remove_pipe(pipe)
+        self.count("pipes_removed")
+        if pipe.dialer is not None:
+            pipe.dialer._pipe_closed(pipe)
+        self._fire(PipeEvent.REMOVE_POST, pipe)
+
+    def _pipe_failed(self, pipe: Pipe) -> None:
+        """A pipe failed before it was ready (handshake error)."""
+        self.count("handshake_failures")
+        self._note_pipe_error(pipe)
+
+    def _note_pipe_error(self, pipe: Pipe) -> None:
+        from .errors import MessageTooLarge, Timeout
+
+        err = getattr(pipe, "error", None)
+        if isinstance(err, MessageTooLarge):
+            self.count("oversize")
+            self._log_once(
+                "oversize",
+                "socket %s: closed pipe %s from %s: %s",
+                self.id,
+                pipe.id,
+                pipe.remote_address,
+                err,
+            )
+        elif isinstance(err, ProtocolError | Timeout) and "refused" not in str(err):
+            self._log_once(
+                f"err:{type(err).__name__}", "socket %s: closed pipe %s: %s", self.id, pipe.id, err
+            )
+
+    def _fire(self, event: PipeEvent, pipe: Pipe) -> None:
+        for cb in list(self._callbacks[event]):
+            try:
+                cb(pipe, event)
+            except Exception:
+                log.exception("pipe %s callback %r failed", event.value, cb)
+
+    def on_pipe_event(
+        self, callback: Callable[[Pipe, PipeEvent], Any], events: Any = None
+    ) -> Callable[[Pipe, PipeEvent], Any]:
+        """Call ``callback(pipe, event)`` on pipe events (on the socket's loop).
+
+        Args:
+            callback: The function; it must not block.
+            events: A :class:`PipeEvent` or iterable of them; default all three.
+
+        Returns:
+            ``callback``, so it can be used as a decorator.
+        """
+        if events is None:
+            chosen = list(PipeEvent)
+        elif isinstance(events, PipeEvent | str):
+            chosen = [PipeEvent(events)]
+        else:
+            chosen = [PipeEvent(e) for e in events]
+        for e in chosen:
+            self._callbacks[e].append(callback)
+        return callback
+
+    def remove_pipe_event(self, callback: Callable[[Pipe, PipeEvent], Any]) -> None:
+        """Stop calling ``callback``."""
+        for cbs in self._callbacks.values():
+            while callback in cbs:
+                cbs.remove(callback)
+
+    @property
+    def pipes(self) -> list[Pipe]:
+        """The live pipes."""
+        return list(self._pipes.values())
+
+    @property
+    def dialers(self) -> list[Dialer]:
+        """The live dialers."""
+        return list(self._dialers)
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """The live listeners."""
+        return list(self._listeners)
+
+    def _forget_dialer(self, d: Dialer) -> None:
+        if d in self._dialers:
+            self._dialers.remove(d)
+
+    def _forget_listener(self, lst: Listener) -> None:
+        if lst in self._listeners:
+            self._listeners.remove(lst)
+
+    # ------------------------------------------------------------ endpoints
+
+    def _endpoint_options(self, url: URL, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        transport = self._registry.transport(url.scheme)
+        transport.check_url(url)
+        opts: dict[str, Any] = {k: self.options[k] for k in ENDPOINT_OPTIONS}
+        opts.update(self._registry.transport_defaults(transport))
+        for k, spec in transport.option_specs.items():
+            opts.setdefault(k, spec.default)
+            if k in self.options:
+                opts[k] = self.options[k]
+        for k, v in overrides.items():
+            if k in ENDPOINT_OPTIONS:
+                opts[k] = validate(SOCKET_OPTIONS[k], v)
+            elif k in transport.option_specs:
+                opts[k] = validate(transport.option_specs[k], v)
+            else:
+                raise BadOption(f"unknown option {k!r} for a {url.scheme} endpoint")
+        return transport, opts
+
+    async def adial(self, url: str, *, block: bool | None = None, **options: Any) -> Dialer:
+        """Dial ``url`` (on the owning loop).
+
+        Args:
+            block: True: wait for the first connection and raise its error.
+                False: connect in the background, retrying.  None (default):
+                try once, and on failure keep retrying in the background.
+            **options: Dialer options (``reconnect_time_min``, ``tcp_nodelay``...).
+
+        Raises:
+            BadAddress: ``url`` is malformed.
+            ConnectionRefused: with ``block=True``, nobody listens.
+        """
+        from .endpoint import Dialer
+
+        self._check_open()
+        u = parse_url(url)
+        transport, opts = self._endpoint_options(u, options)
+        d = Dialer(self, u, transport, opts)
+        self._dialers.append(d)
+        try:
+            if block is None:
+                try:
+                    await d.start(block=True)
+                except (OSError, ProtocolError) as exc:
+                    log.debug("dial %s failed (%s); retrying in the background", url, exc)
+                    d.last_error = exc
+                    await d.start(block=False)
+            else:
+                await d.start(block=block)
+        except BaseException:
+            d.close()
+            raise
+        return d
+
+    def dial(self, url: str, *, block: bool | None = None, **options: Any) -> Dialer:
+        """Blocking form of :meth:`adial`, callable from any other thread."""
+        return run_sync(self.loop, self.adial(url, block=block, **options), "dial")
+
+    async def alisten(self, url: str, **options: Any) -> Listener:
+        """Listen on ``url`` (on the owning loop).
+
+        Raises:
+            BadAddress: ``url`` is malformed.
+            AddressInUse: the address is taken.
+        """
+        from .endpoint import Listener
+
+        self._check_open()
+        u = parse_url(url)
+        transport, opts = self._endpoint_options(u, options)
+        lst = Listener(self, u, transport, opts)
+        self._listeners.append(lst)
+        try:
+            await lst.start()
+        except BaseException:
+            lst.close()
+            raise
+        return lst
+
+    def listen(self, url: str, **options: Any) -> Listener:
+        """Blocking form of :meth:`alisten`, callable from any other thread."""
+        return run_sync(self.loop, self.alisten(url, **options), "listen")
+
+    # ------------------------------------------------------------ messages
+
+    def send(self, data: BytesLike, *, block: bool = True) -> None:
+        """Send ``data``, waiting up to ``send_timeout`` for the protocol to take it.
+
+        Raises:
+            TryAgain: ``block=False`` and it cannot be sent now.
+            Timeout: ``send_timeout`` passed.
+            Closed: the socket is closed.
+            WrongThread: called on the loop that owns the socket.
+        """
+        self.channel.send(Message(data), self._send_timeout, block)
+
+    def send_msg(self, msg: Message, *, block: bool = True) -> None:
+        """Send a :class:`Message` (header, body and optionally the pipe)."""
+        self.channel.send(msg, self._send_timeout, block)
+
+    def recv(self, *, block: bool = True) -> bytes:
+        """Receive the next message body, waiting up to ``recv_timeout``.
+
+        Raises:
+            TryAgain: ``block=False`` and nothing is waiting.
+            Timeout: ``recv_timeout`` passed.
+            Closed: the socket is closed.
+            WrongThread: called on the loop that owns the socket.
+        """
+        if not self.protocol_cls.can_recv_messages:
+            raise NotSupported(f"{self.protocol_cls.name} sockets cannot receive")
+        body = self.channel.recv(self._recv_timeout, block).body
+        return body if type(body) is bytes else bytes(body)
+
+    def recv_msg(self, *, block: bool = True) -> Message:
+        """Receive the next :class:`Message` (with ``pipe`` set)."""
+        if not self.protocol_cls.can_recv_messages:
+            raise NotSupported(f"{self.protocol_cls.name} sockets cannot receive")
+        return self.channel.recv(self._recv_timeout, block)
+
+    async def asend(self, data: BytesLike, *, block: bool = True) -> None:
+        """Coroutine form of :meth:`send`; works on any asyncio loop and trio."""
+        await self._async_send(Message(data), block)
+
+    async def asend_msg(self, msg: Message, *, block: bool = True) -> None:
+        """Coroutine form of :meth:`send_msg`."""
+        await self._async_send(msg, block)
+
+    async def arecv(self, *, block: bool = True) -> bytes:
+        """Coroutine form of :meth:`recv`."""
+        body = (await self._async_recv(block)).body
+        return body if type(body) is bytes else bytes(body)
+
+    async def arecv_msg(self, *, block: bool = True) -> Message:
+        """Coroutine form of :meth:`recv_msg`."""
+        return await self._async_recv(block)
+
+    async def _async_send(self, msg: Message, block: bool) -> None:
+        if _running_loop() is self.loop:
+            await self.channel.asend(msg, self._send_timeout, block)
+        else:
+            await _bridge(self.loop, self.channel.asend(msg, self._send_timeout, block))
+
+    async def _async_recv(self, block: bool) -> Message:
+        if not self.protocol_cls.can_recv_messages:
+            raise NotSupported(f"{self.protocol_cls.name} sockets cannot receive")
+        if _running_loop() is self.loop:
+            return await self.channel.arecv(self._recv_timeout, block)
+        return await _bridge(self.loop, self.channel.arecv(self._recv_timeout, block))
+
+    # ------------------------------------------------------------ contexts
+
+    def new_context(self) -> Any:
+        """A new :class:`~purenng.core.context.Context` on this socket.
+
+        Raises:
+            NotSupported: the protocol has no contexts (NNG: ENOTSUP).
+        """
+        from .context import Context
+
+        return Context(self)
+
+    # ------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: messages and bytes in and out, pipes, rejects, drops.
+
+        Returns:
+            A dict with the socket totals and ``"pipes"``, a list of the
+            live pipes' own counters.
+        """
+        pipes = list(self._pipes.values())
+        r = self._retired
+        out: dict[str, Any] = {
+            "id": self.id,
+            "protocol": self.protocol_cls.name,
+            "messages_in": r[0] + sum(p.msgs_in for p in pipes),
+            "messages_out": r[1] + sum(p.msgs_out for p in pipes),
+            "bytes_in": r[2] + sum(p.bytes_in for p in pipes),
+            "bytes_out": r[3] + sum(p.bytes_out for p in pipes),
+            **self._stats,
+            "pipes": [p.stats() for p in pipes],
+        }
+        return out
+
+    # ------------------------------------------------------------ close
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise Closed(f"{self.protocol_cls.name} socket {self.id} is closed")
+
+    def _close_now(self) -> None:
+        if self.closed:
+            return
+        self.__dict__["closed"] = True
+        self.channel.close()
+        for t in self._setup:
+            t.cancel()
+        for d in list(self._dialers):
+            d.close()
+        for lst in list(self._listeners):
+            lst.close()
+        for pipe in list(self._pipes.values()):
+            pipe.close()
+        self._protocol.close()
+
+    def close(self) -> None:
+        """Close the socket, its endpoints and pipes; idempotent, any thread."""
+        if self.closed:
+            return
+        if _running_loop() is self.loop:
+            self._close_now()
+            return
+        if self.loop.is_closed():
+            self.__dict__["closed"] = True
+            return
+        try:
+            run_sync(self.loop, self.aclose(), "close")
+        except WrongThread:  # pragma: no cover - guarded above
+            self._close_now()
+
+    async def aclose(self) -> None:
+        """Close and wait until endpoints have released their addresses."""
+        if _running_loop() is not self.loop:
+            await _bridge(self.loop, self.aclose())
+            return
+        dialers, listeners, setup = list(self._dialers), list(self._listeners), list(self._setup)
+        self._close_now()
+        for d in dialers:
+            await d.aclose()
+        for lst in listeners:
+            await lst.aclose()
+        for t in setup:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Socket:
+        setup, self.__dict__["_setup"] = self._setup, []
+        try:
+            for t in setup:
+                await t
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        raw = " raw" if self.raw else ""
+        return f"<{type(self).__name__} id={self.id} {self.protocol_cls.name}{raw}{state}>"
+
+    def __del__(self) -> None:
+        # A socket dropped without close(): release its resources on its loop.
+        try:
+            if not self.__dict__.get("closed", True) and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(self._close_now)
+        except Exception:
+            pass
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def _bridge(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` on ``loop`` and await it from another loop (or trio)."""
+    import concurrent.futures
+
+    cfut: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        import sniffio
+
+        lib = sniffio.current_async_library()
+    except Exception:
+        lib = "asyncio"
+    if lib == "trio":  # pragma: no cover - exercised by the trio tests when present
+        import trio
+
+        try:
+            return await trio.to_thread.run_sync(cfut.result, abandon_on_cancel=True)
+        finally:
+            cfut.cancel()
+    try:
+        return await asyncio.wrap_future(cfut)
+    finally:
+        cfut.cancel()
+
+
+def _cannot_send(msg: Message) -> bool:
+    return False
+
+
+def _false() -> bool:
+    return False

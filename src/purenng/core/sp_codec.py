@@ -1,0 +1,253 @@
+"""Pure codec for SP over a byte stream: the handshake and the message framing.
+
+Wire format (``reference/wire-protocols.md`` §2.1, §2.2):
+
+* Both sides send an 8-byte header at once: ``00 'S' 'P' 00``, their own
+  protocol number as a big-endian u16, then two reserved zero bytes.  A header
+  that differs in bytes 0..3 or 6..7 is refused (as NNG and mangos do).
+* Each message is then a 64-bit big-endian length and that many bytes.  ipc
+  puts a one-byte message type, always ``0x01``, in front of the length.
+* A length above ``recv_max_size`` (when that is non-zero) closes the pipe
+  before a single byte of the body is allocated.  Lengths with any of the top
+  four bits set are refused outright, as NNG does since 2.0 (``2**60 - 1``).
+
+Theory of operation: :class:`SPDecoder` is fed the way an
+``asyncio.BufferedProtocol`` is fed.  It hands out a writable ``memoryview``
+(:meth:`SPDecoder.get_buffer`), is told how many bytes landed there
+(:meth:`SPDecoder.buffer_updated`) and calls ``on_message(payload)`` for every
+complete message.  Small messages are parsed out of one reusable 256 KiB
+buffer; a message of :data:`BIG_BODY` bytes or more gets a buffer of its own,
+and the following reads land in it directly, so a large body is never copied
+after the kernel wrote it.  Bad input is never raised into the caller's
+loop: the decoder records a :class:`~purenng.core.errors.Error` in
+:attr:`SPDecoder.error`, discards everything after it, and the adapter closes
+the pipe.
+
+No I/O, no clock: this module must stay importable without asyncio (a test
+checks).  Mirrors the framing parts of NNG's ``src/sp/transport/tcp/tcp.c``
+and ``ipc/ipc.c``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from .errors import Error, MessageTooLarge, ProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "BIG_BODY",
+    "HANDSHAKE_SIZE",
+    "MAX_STREAM_LENGTH",
+    "SPDecoder",
+    "encode_handshake",
+    "frame_prefix",
+    "parse_handshake",
+]
+
+#: Size of the SP connection header (wire-protocols.md §2.1).
+HANDSHAKE_SIZE = 8
+#: Lengths above this have reserved bits set (NNG ``NNI_MAX_STREAM_MSGSZ``).
+MAX_STREAM_LENGTH = (1 << 60) - 1
+#: Bodies at least this large are received straight into their own buffer.
+BIG_BODY = 64 * 1024
+#: The reusable receive buffer for small messages.
+RECV_BUFFER = 256 * 1024
+#: ipc's in-band message type byte (wire-protocols.md §2.2).
+IPC_MSG_TYPE = 1
+
+_HEADER = struct.Struct(">4sH2s")
+_MAGIC = b"\x00SP\x00"
+_LEN = struct.Struct(">Q")
+_IPC_LEN = struct.Struct(">BQ")
+_unpack_len = _LEN.unpack_from
+_unpack_ipc = _IPC_LEN.unpack_from
+
+
+def encode_handshake(protocol_id: int) -> bytes:
+    """The 8-byte SP header announcing ``protocol_id``."""
+    return _HEADER.pack(_MAGIC, protocol_id, b"\x00\x00")
+
+
+def parse_handshake(data: bytes | bytearray | memoryview) -> int:
+    """Validate a peer's 8-byte SP header and return its protocol number.
+
+    Raises:
+        ProtocolError: the header is not a valid SP header.
+    """
+    if len(data) != HANDSHAKE_SIZE:
+        raise ProtocolError(f"SP header must be 8 bytes, got {len(data)}")
+    magic, proto, reserved = _HEADER.unpack(bytes(data))
+    if magic != _MAGIC:
+        raise ProtocolError(f"not an SP peer: bad connection header {bytes(data)!r}")
+    if reserved != b"\x00\x00":
+        raise ProtocolError(f"SP header has non-zero reserved bytes {reserved!r}")
+    return int(proto)
+
+
+def frame_prefix(length: int, ipc: bool = False) -> bytes:
+    """The length prefix for a message of ``length`` bytes."""
+    return _IPC_LEN.pack(IPC_MSG_TYPE, length) if ipc else _LEN.pack(length)
+
+
+class SPDecoder:
+    """Incremental decoder for one SP stream connection.
+
+    Args:
+        on_handshake: Called once with the peer's protocol number.  It may
+            call :meth:`fail` to refuse the peer.
+        on_message: Called with each complete payload (SP header and body
+            together, as the peer framed them).
+        recv_max_size: Largest payload accepted; 0 means no limit.
+        ipc: Expect ipc's one-byte message type before each length.
+    """
+
+    __slots__ = (
+        "_big",
+        "_big_mv",
+        "_big_pos",
+        "_buf",
+        "_ipc",
+        "_mv",
+        "_r",
+        "_w",
+        "error",
+        "handshake_done",
+        "on_handshake",
+        "on_message",
+        "recv_max_size",
+    )
+
+    def __init__(
+        self,
+        on_handshake: Callable[[int], None],
+        on_message: Callable[[bytes | bytearray], None],
+        *,
+        recv_max_size: int = 0,
+        ipc: bool = False,
+    ) -> None:
+        self.on_handshake = on_handshake
+        self.on_message = on_message
+        self.recv_max_size = recv_max_size
+        self._ipc = ipc
+        self._buf = bytearray(RECV_BUFFER)
+        self._mv = memoryview(self._buf)
+        self._r = 0
+        self._w = 0
+        self._big: bytearray | None = None
+        self._big_mv: memoryview | None = None
+        self._big_pos = 0
+        self.handshake_done = False
+        #: The first error seen; once set, all further input is discarded.
+        self.error: Error | None = None
+
+    def fail(self, error: Error) -> None:
+        """Record ``error`` and discard all further input."""
+        if self.error is None:
+            self.error = error
+        self._big = self._big_mv = None
+        self._r = self._w = 0
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """A writable buffer for the next bytes from the stream (never empty)."""
+        if self._big_mv is not None:
+            return self._big_mv[self._big_pos :]
+        if self._w == len(self._buf):
+            self._compact()
+        return self._mv[self._w :]
+
+    def _compact(self) -> None:
+        r, w = self._r, self._w
+        if r:
+            # bytes() first: the source and target ranges may overlap.
+            self._buf[: w - r] = bytes(self._mv[r:w])
+            self._r, self._w = 0, w - r
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` were written into the last buffer from :meth:`get_buffer`."""
+        if self.error is not None:
+            return
+        big = self._big
+        if big is not None:
+            self._big_pos += nbytes
+            if self._big_pos < len(big):
+                return
+            self._big = self._big_mv = None
+            self.on_message(big)
+            if self.error is not None:
+                return
+            # A big body always ends exactly at the end of its buffer, so
+            # there are no further bytes to parse from this read.
+            return
+        self._w += nbytes
+        if not self.handshake_done:
+            if self._w - self._r < HANDSHAKE_SIZE:
+                return
+            start = self._r
+            self._r += HANDSHAKE_SIZE
+            self.handshake_done = True
+            try:
+                proto = parse_handshake(self._mv[start : start + HANDSHAKE_SIZE])
+            except ProtocolError as exc:
+                self.fail(exc)
+                return
+            self.on_handshake(proto)
+            if self.error is not None:
+                return
+        self._parse()
+
+    def _parse(self) -> None:
+        buf = self._buf
+        mv = self._mv
+        r, w = self._r, self._w
+        hlen = 9 if self._ipc else 8
+        limit = self.recv_max_size
+        on_message = self.on_message
+        while w - r >= hlen:
+            if self._ipc:
+                mtype, length = _unpack_ipc(buf, r)
+                if mtype != IPC_MSG_TYPE:
+                    self.fail(ProtocolError(f"ipc message type must be 1, got {mtype}"))
+                    return
+            else:
+                (length,) = _unpack_len(buf, r)
+            if (limit and length > limit) or length > MAX_STREAM_LENGTH:
+                self.fail(
+                    MessageTooLarge(
+                        f"peer sent a {length}-byte message, over recv_max_size {limit}"
+                        if length <= MAX_STREAM_LENGTH
+                        else f"peer sent a length with reserved bits set ({length:#x})"
+                    )
+                )
+                return
+            start = r + hlen
+            end = start + length
+            if end <= w:
+                r = end
+                on_message(bytes(mv[start:end]))
+                if self.error is not None:
+                    return
+                continue
+            if length >= BIG_BODY:
+                try:
+                    big = bytearray(length)
+                except MemoryError:
+                    self.fail(MessageTooLarge(f"cannot allocate a {length}-byte message"))
+                    return
+                have = w - start
+                big[:have] = mv[start:w]
+                self._big = big
+                self._big_mv = memoryview(big)
+                self._big_pos = have
+                r = w
+            break
+        if r == w:
+            self._r = self._w = 0
+        else:
+            self._r = r
+            # Keep room for at least a whole small frame after the data.
+            if len(buf) - w < BIG_BODY + hlen:
+                self._compact()

@@ -1,0 +1,1 @@
+"""purenng's built-in protocols, each loaded through its entry point."""

@@ -1,0 +1,1 @@
+"""purenng's built-in transports, each loaded through its entry point."""

@@ -1,0 +1,156 @@
+"""The tcp transport: ``tcp://``, ``tcp4://``, ``tcp6://``.
+
+URL forms (``reference/wire-protocols.md`` §3.2):
+
+* ``tcp://127.0.0.1:5555``, ``tcp://[::1]:5555``, ``tcp://host.name:5555``;
+* listeners accept a wildcard host: empty (``tcp://:5555``, NNG's form), ``*``
+  (nanomsg's and NNG 1.x's form), ``0.0.0.0`` or ``[::]``; port 0 binds a free
+  port, readable as ``listener.port`` and in ``listener.url``;
+* ``tcp4://`` and ``tcp6://`` restrict the address family.
+
+Options: ``tcp_nodelay`` (default True, as NNG) and ``tcp_keepalive``
+(default False).  The stream is a plain asyncio connection; SP framing is the
+shared adapter's job.  Mirrors NNG's ``src/sp/transport/tcp/tcp.c``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from typing import TYPE_CHECKING, Any
+
+from ..plugin import (
+    AddressInUse,
+    AsyncioStream,
+    AsyncioStreamListener,
+    BadAddress,
+    ConnectionRefused,
+    OptionSpec,
+    StreamProtocol,
+    StreamTransport,
+    boolean,
+    hookimpl,
+    parse_host_port,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..plugin import URL, HostPort, Registry
+
+__all__ = ["TCPTransport"]
+
+_FAMILY = {"tcp": socket.AF_UNSPEC, "tcp4": socket.AF_INET, "tcp6": socket.AF_INET6}
+
+
+def _apply_options(transport: asyncio.BaseTransport, options: Mapping[str, Any]) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if options.get("tcp_nodelay", True) else 0)
+        if options.get("tcp_keepalive", False):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    except OSError:
+        pass  # the connection is already gone; the pipe will notice
+
+
+def _format_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _TCPListener(AsyncioStreamListener):
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        super().__init__(url)
+        self._options = options
+
+    def make_stream(self, transport: asyncio.Transport, protocol: StreamProtocol) -> AsyncioStream:
+        _apply_options(transport, self._options)
+        return AsyncioStream(transport, protocol)
+
+
+class TCPTransport(StreamTransport):
+    """TCP over IPv4 and IPv6."""
+
+    schemes = ("tcp", "tcp4", "tcp6")
+    option_prefix = "tcp"
+    option_specs = {
+        "tcp_nodelay": OptionSpec("tcp_nodelay", boolean, True, "disable Nagle's algorithm"),
+        "tcp_keepalive": OptionSpec("tcp_keepalive", boolean, False, "enable TCP keep-alive probes"),
+    }
+
+    def _host_port(self, url: URL) -> HostPort:
+        hp = parse_host_port(url)
+        family = _FAMILY[url.scheme]
+        if family == socket.AF_INET and ":" in hp.host:
+            raise BadAddress(f"{url.raw!r}: tcp4 needs an IPv4 address")
+        if family == socket.AF_INET6 and hp.host and "." in hp.host and hp.host.replace(".", "").isdigit():
+            raise BadAddress(f"{url.raw!r}: tcp6 needs an IPv6 address")
+        return hp
+
+    def check_url(self, url: URL) -> None:
+        self._host_port(url)
+
+    async def dial(self, url: URL, options: Mapping[str, Any]) -> AsyncioStream:
+        hp = self._host_port(url)
+        if hp.wildcard:
+            raise BadAddress(f"{url.raw!r}: cannot dial a wildcard address")
+        if hp.port == 0:
+            raise BadAddress(f"{url.raw!r}: cannot dial port 0")
+        loop = asyncio.get_running_loop()
+        try:
+            tr, pr = await loop.create_connection(
+                StreamProtocol, hp.host, hp.port, family=_FAMILY[url.scheme]
+            )
+        except socket.gaierror as exc:
+            raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
+        except OSError as exc:
+            if exc.errno == errno.ECONNREFUSED or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
+                raise ConnectionRefused(f"{url.raw}: connection refused") from exc
+            raise
+        _apply_options(tr, options)
+        return AsyncioStream(tr, pr)
+
+    async def listen(self, url: URL, options: Mapping[str, Any]) -> _TCPListener:
+        hp = self._host_port(url)
+        family = _FAMILY[url.scheme]
+        host: str = hp.host
+        if hp.wildcard:
+            host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+            if family == socket.AF_UNSPEC:
+                family = socket.AF_INET
+        loop = asyncio.get_running_loop()
+        lst = _TCPListener(url.raw, options)
+        try:
+            server = await loop.create_server(
+                lst.protocol_factory, host, hp.port, family=family, reuse_address=True, backlog=4096
+            )
+        except socket.gaierror as exc:
+            raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUse(f"{url.raw}: address already in use") from exc
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise BadAddress(f"{url.raw}: address not available on this host") from exc
+            raise
+        socks = server.sockets
+        if len(socks) > 1:
+            # A name that resolved to several addresses: keep the first, so
+            # that port 0 means one port.
+            server.close()
+            await server.wait_closed()
+            addr = socks[0].getsockname()
+            server = await loop.create_server(
+                lst.protocol_factory, addr[0], addr[1], family=socks[0].family, reuse_address=True, backlog=4096
+            )
+        lst.server = server
+        bound = server.sockets[0].getsockname()
+        shown = _format_host(hp.host) if hp.host not in ("", "*") else hp.host
+        lst._url = f"{url.scheme}://{shown}:{bound[1]}"
+        return lst
+
+
+@hookimpl
+def purenng_register_transports(registry: Registry) -> None:
+    registry.add_transport(TCPTransport())
