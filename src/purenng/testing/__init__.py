@@ -1,0 +1,1 @@
+"""Testing helpers shipped with purenng: a pytest plugin and the transport conformance kit."""

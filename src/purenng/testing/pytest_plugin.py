@@ -1,0 +1,1 @@
+"""purenng's pytest plugin (loaded through the ``pytest11`` entry point)."""
