@@ -113,39 +113,91 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .core.context import Context as Context
-    from .core.endpoint import Dialer as Dialer, Listener as Listener
+    from .core.endpoint import Dialer as Dialer
+    from .core.endpoint import Listener as Listener
     from .core.errors import (
         AddressInUse as AddressInUse,
+    )
+    from .core.errors import (
         BadAddress as BadAddress,
+    )
+    from .core.errors import (
         BadOption as BadOption,
+    )
+    from .core.errors import (
         BadState as BadState,
+    )
+    from .core.errors import (
         Closed as Closed,
+    )
+    from .core.errors import (
         ConfigError as ConfigError,
+    )
+    from .core.errors import (
         ConnectionRefused as ConnectionRefused,
+    )
+    from .core.errors import (
         ConnectionReset as ConnectionReset,
+    )
+    from .core.errors import (
         Error as Error,
+    )
+    from .core.errors import (
         MessageTooLarge as MessageTooLarge,
+    )
+    from .core.errors import (
         NotSupported as NotSupported,
+    )
+    from .core.errors import (
         PluginError as PluginError,
+    )
+    from .core.errors import (
         ProtocolError as ProtocolError,
+    )
+    from .core.errors import (
         Timeout as Timeout,
+    )
+    from .core.errors import (
         TryAgain as TryAgain,
+    )
+    from .core.errors import (
         WrongThread as WrongThread,
     )
     from .core.message import Message as Message
     from .core.pipe import Pipe as Pipe
     from .core.registry import configure_plugins as configure_plugins
-    from .core.socket import PipeEvent as PipeEvent, Socket as Socket
+    from .core.socket import PipeEvent as PipeEvent
+    from .core.socket import Socket as Socket
     from .core.sockets import (
         Bus0 as Bus0,
+    )
+    from .core.sockets import (
         Pair0 as Pair0,
+    )
+    from .core.sockets import (
         Pair1 as Pair1,
+    )
+    from .core.sockets import (
         Pub0 as Pub0,
+    )
+    from .core.sockets import (
         Pull0 as Pull0,
+    )
+    from .core.sockets import (
         Push0 as Push0,
+    )
+    from .core.sockets import (
         Rep0 as Rep0,
+    )
+    from .core.sockets import (
         Req0 as Req0,
+    )
+    from .core.sockets import (
         Respondent0 as Respondent0,
+    )
+    from .core.sockets import (
         Sub0 as Sub0,
+    )
+    from .core.sockets import (
         Surveyor0 as Surveyor0,
     )

@@ -22,40 +22,80 @@ from __future__ import annotations
 
 from .core.errors import (
     AddressInUse as AddressInUse,
+)
+from .core.errors import (
     BadAddress as BadAddress,
+)
+from .core.errors import (
     Closed as Closed,
+)
+from .core.errors import (
     ConnectionRefused as ConnectionRefused,
+)
+from .core.errors import (
     ConnectionReset as ConnectionReset,
+)
+from .core.errors import (
     MessageTooLarge as MessageTooLarge,
+)
+from .core.errors import (
     ProtocolError as ProtocolError,
 )
 from .core.hookspecs import hookimpl as hookimpl
 from .core.message import Message as Message
 from .core.options import (
     OptionSpec as OptionSpec,
+)
+from .core.options import (
     boolean as boolean,
+)
+from .core.options import (
     duration as duration,
+)
+from .core.options import (
     integer as integer,
+)
+from .core.options import (
     string as string,
 )
-from .core.pipe import Pipe as Pipe, next_id as next_id
-from .core.protocol import Protocol as Protocol, ProtocolHost as ProtocolHost
+from .core.pipe import Pipe as Pipe
+from .core.pipe import next_id as next_id
+from .core.protocol import Protocol as Protocol
+from .core.protocol import ProtocolHost as ProtocolHost
 from .core.registry import Registry as Registry
 from .core.stream import (
     AsyncioStream as AsyncioStream,
+)
+from .core.stream import (
     AsyncioStreamListener as AsyncioStreamListener,
+)
+from .core.stream import (
     Stream as Stream,
+)
+from .core.stream import (
     StreamListener as StreamListener,
+)
+from .core.stream import (
     StreamProtocol as StreamProtocol,
 )
 from .core.transport import (
     PipeListener as PipeListener,
+)
+from .core.transport import (
     PipeTransport as PipeTransport,
+)
+from .core.transport import (
     ProtocolInfo as ProtocolInfo,
+)
+from .core.transport import (
     StreamTransport as StreamTransport,
+)
+from .core.transport import (
     Transport as Transport,
 )
-from .core.url import URL as URL, HostPort as HostPort, parse_host_port as parse_host_port
+from .core.url import URL as URL
+from .core.url import HostPort as HostPort
+from .core.url import parse_host_port as parse_host_port
 
 __all__ = [
     "URL",

@@ -37,8 +37,8 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from time import monotonic
 from collections import deque
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from .errors import Closed, Timeout, TryAgain
@@ -318,7 +318,11 @@ class Channel:
             self.send_ready()
 
     def _submit_send(
-        self, msg: Message, cfut: concurrent.futures.Future[None], timeout: float | None, block: bool
+        self,
+        msg: Message,
+        cfut: concurrent.futures.Future[None],
+        timeout: float | None,
+        block: bool,
     ) -> None:
         if cfut.done():
             return

@@ -135,10 +135,12 @@ def _str_list(path: Path, key: str, value: Any) -> list[str]:
 
 def _str_table(path: Path, key: str, value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{path}: [{key}] must be a table of name = \"distribution\"")
+        raise ConfigError(f'{path}: [{key}] must be a table of name = "distribution"')
     for k, v in value.items():
         if not isinstance(v, str):
-            raise ConfigError(f"{path}: {key}.{k} must be a distribution name (a string), got {v!r}")
+            raise ConfigError(
+                f"{path}: {key}.{k} must be a distribution name (a string), got {v!r}"
+            )
     return dict(value)
 
 
@@ -160,7 +162,9 @@ def _merge_file(cfg: PluginConfig, path: Path) -> None:
         raise ConfigError(f"{path}: [plugins] must be a table")
     bad = set(plugins) - _PLUGIN_KEYS
     if bad:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(bad)} in [plugins]; expected {sorted(_PLUGIN_KEYS)}")
+        raise ConfigError(
+            f"{path}: unknown key(s) {sorted(bad)} in [plugins]; expected {sorted(_PLUGIN_KEYS)}"
+        )
     if "disabled" in plugins:
         cfg.disabled = _str_list(path, "plugins.disabled", plugins["disabled"])
         for entry in cfg.disabled:

@@ -61,7 +61,9 @@ class Dialer:
         socket: The owning socket.
     """
 
-    def __init__(self, sock: Socket, url: URL, transport: Transport, options: dict[str, Any]) -> None:
+    def __init__(
+        self, sock: Socket, url: URL, transport: Transport, options: dict[str, Any]
+    ) -> None:
         self.id = next_id()
         self.socket = sock
         self._url = url
@@ -89,6 +91,7 @@ class Dialer:
     async def _connect(self) -> None:
         sock = self.socket
         loop = sock.loop
+        pipe: Pipe
         try:
             if isinstance(self._transport, StreamTransport):
                 stream = await self._transport.dial(self._url, self.options)
@@ -99,15 +102,20 @@ class Dialer:
                         if not done.done():
                             done.set_result(pipe)
                     elif not done.done():
-                        done.set_exception(pipe.error or ProtocolError("pipe refused by the socket"))
+                        done.set_exception(
+                            pipe.error or ProtocolError("pipe refused by the socket")
+                        )
 
                 def failed(pipe: SPStreamPipe) -> None:
                     if not done.done():
                         done.set_exception(
-                            _as_error(pipe.error or ConnectionReset("connection closed during SP handshake"))
+                            _as_error(
+                                pipe.error
+                                or ConnectionReset("connection closed during SP handshake")
+                            )
                         )
 
-                pipe = start_sp_pipe(
+                sp_pipe = start_sp_pipe(
                     stream,
                     loop,
                     self_id=sock.protocol_cls.self_id,
@@ -118,14 +126,17 @@ class Dialer:
                     ipc=self._transport.ipc_framing,
                 )
                 try:
-                    await done
+                    pipe = await done
                 except asyncio.CancelledError:
-                    pipe.abort()
+                    sp_pipe.abort()
                     raise
             elif isinstance(self._transport, PipeTransport):
-                pipe = await self._transport.dial(self._url, self.options, sock.protocol_info)
-                if not sock._attach(pipe, dialer=self):
-                    raise getattr(pipe, "error", None) or ProtocolError("pipe refused by the socket")
+                made = await self._transport.dial(self._url, self.options, sock.protocol_info)
+                if not sock._attach(made, dialer=self):
+                    raise getattr(made, "error", None) or ProtocolError(
+                        "pipe refused by the socket"
+                    )
+                pipe = made
             else:  # pragma: no cover - registry only holds the two kinds
                 raise TypeError(f"{self._transport!r} is not a transport")
         except asyncio.CancelledError:
@@ -205,7 +216,9 @@ class Listener:
         socket: The owning socket.
     """
 
-    def __init__(self, sock: Socket, url: URL, transport: Transport, options: dict[str, Any]) -> None:
+    def __init__(
+        self, sock: Socket, url: URL, transport: Transport, options: dict[str, Any]
+    ) -> None:
         self.id = next_id()
         self.socket = sock
         self._url = url

@@ -25,7 +25,13 @@ import pluggy
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["PROJECT", "hookimpl", "hookspec", "purenng_register_protocols", "purenng_register_transports"]
+__all__ = [
+    "PROJECT",
+    "hookimpl",
+    "hookspec",
+    "purenng_register_protocols",
+    "purenng_register_transports",
+]
 
 #: The pluggy project name.
 PROJECT = "purenng"

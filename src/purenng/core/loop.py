@@ -42,7 +42,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
             if choice == "uvloop":
                 raise
         else:
-            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+            return uvloop.new_event_loop()  # type: ignore[no-any-return,unused-ignore]
     return asyncio.new_event_loop()
 
 

@@ -43,7 +43,9 @@ class Message:
     header: BytesLike
     pipe: Pipe | None
 
-    def __init__(self, body: BytesLike = b"", header: BytesLike = b"", pipe: Pipe | None = None) -> None:
+    def __init__(
+        self, body: BytesLike = b"", header: BytesLike = b"", pipe: Pipe | None = None
+    ) -> None:
         self.body = body
         self.header = header
         self.pipe = pipe

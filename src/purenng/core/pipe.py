@@ -130,4 +130,6 @@ class Pipe:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<{type(self).__name__} id={self.id} {self.transport} peer={self.peer_id:#x} {state}>"
+        return (
+            f"<{type(self).__name__} id={self.id} {self.transport} peer={self.peer_id:#x} {state}>"
+        )

@@ -22,7 +22,8 @@ mirrors NNG's ``nni_proto`` operations (``src/core/protocol.h``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol as _Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Protocol as _Protocol
 
 from .errors import NotSupported
 

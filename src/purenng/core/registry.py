@@ -125,7 +125,9 @@ class Registry:
         self._add("protocol", protocol.name, protocol, self._protocols)
 
     def _add(self, kind: str, name: str, obj: Any, table: dict[str, Any]) -> None:
-        winners = self.config.scheme_winners if kind == "transport" else self.config.protocol_winners
+        winners = (
+            self.config.scheme_winners if kind == "transport" else self.config.protocol_winners
+        )
         dist = self._loading_dist
         wanted = winners.get(name)
         if wanted is not None and dist is not None and dist != wanted:
@@ -253,7 +255,9 @@ class Registry:
             raise PluginError(f"{what} {name!r} is not available: " + "; ".join(reasons))
         if len(allowed) == 1:
             return allowed[0]
-        winners = self.config.scheme_winners if kind == "transport" else self.config.protocol_winners
+        winners = (
+            self.config.scheme_winners if kind == "transport" else self.config.protocol_winners
+        )
         wanted = winners.get(name)
         if wanted is not None:
             for ep in allowed:
@@ -269,7 +273,7 @@ class Registry:
         table = "schemes" if kind == "transport" else "protocols"
         raise PluginError(
             f"{what} {name!r} is claimed by {', '.join(_dist_name(e) for e in allowed)}; "
-            f"choose one in plugins.toml: [{table}] {name} = \"<distribution>\""
+            f'choose one in plugins.toml: [{table}] {name} = "<distribution>"'
         )
 
     def _load(self, kind: str, name: str) -> None:
@@ -294,7 +298,9 @@ class Registry:
                 self._broken[(kind, name)] = (plugin_id, cause)
                 raise PluginError(cause)
 
-    def register_module(self, module: ModuleType | object, plugin_id: str, dist: str | None = None) -> None:
+    def register_module(
+        self, module: ModuleType | object, plugin_id: str, dist: str | None = None
+    ) -> None:
         """Register a module (or object) of hookimpls, as an entry point would.
 
         Tests and applications use this to add a plugin without installing a
@@ -350,7 +356,9 @@ class Registry:
                     out.append(PluginStatus(kind, ep.name, dist, ep.value, "loaded"))
                 elif ep.name in table and owner is not None:
                     out.append(
-                        PluginStatus(kind, ep.name, dist, ep.value, "shadowed", f"served by {owner}")
+                        PluginStatus(
+                            kind, ep.name, dist, ep.value, "shadowed", f"served by {owner}"
+                        )
                     )
                 else:
                     out.append(PluginStatus(kind, ep.name, dist, ep.value, "available"))

@@ -26,8 +26,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import threading
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .channel import Channel
 from .errors import BadOption, BadState, Closed, NotSupported, ProtocolError, WrongThread
@@ -46,14 +45,17 @@ if TYPE_CHECKING:
     from .message import BytesLike
     from .pipe import Pipe
     from .protocol import Protocol
+    from .registry import Registry
     from .url import URL
 
 __all__ = ["PipeEvent", "Socket"]
 
+T = TypeVar("T")
+
 log = logging.getLogger("purenng")
 
 
-class PipeEvent(str, enum.Enum):
+class PipeEvent(enum.StrEnum):
     """When a pipe event callback runs."""
 
     ADD_PRE = "add_pre"
@@ -96,6 +98,29 @@ class Socket:
 
     protocol_name: ClassVar[str | None] = None
 
+    # Set in __init__ through __dict__ (attribute writes are option writes).
+    id: int
+    loop: asyncio.AbstractEventLoop
+    raw: bool
+    closed: bool
+    protocol_cls: type[Protocol]
+    protocol_info: ProtocolInfo
+    channel: Channel
+    options: dict[str, Any]
+    _protocol: Protocol
+    _registry: Registry
+    _pipes: dict[int, Pipe]
+    _dialers: list[Dialer]
+    _listeners: list[Listener]
+    _callbacks: dict[PipeEvent, list[Callable[[Pipe, PipeEvent], Any]]]
+    _stats: dict[str, int]
+    _retired: list[int]
+    _logged: set[str]
+    _specs: dict[str, OptionSpec]
+    _setup: list[asyncio.Task[Any]]
+    _recv_timeout: float | None
+    _send_timeout: float | None
+
     def __init__(
         self,
         protocol: str | None = None,
@@ -125,7 +150,6 @@ class Socket:
         d["_retired"] = [0, 0, 0, 0]  # msgs in/out, bytes in/out of removed pipes
         d["_logged"] = set()
         d["_specs"] = {**SOCKET_OPTIONS, **proto_cls.option_specs}
-        d["_lock"] = threading.Lock()
         d["_setup"] = []
         opts: dict[str, Any] = {name: spec.default for name, spec in self._specs.items()}
         if proto_cls.default_recv_buffer is not None:
@@ -152,28 +176,27 @@ class Socket:
         d["_send_timeout"] = opts["send_timeout"]
         try:
             for url in [listen] if isinstance(listen, str) else list(listen or ()):
-                self._constructor_endpoint(self.alisten(url), lambda u=url: self.listen(u))
+                self._constructor_endpoint(url, listen=True)
             for url in [dial] if isinstance(dial, str) else list(dial or ()):
-                self._constructor_endpoint(
-                    self.adial(url, block=False), lambda u=url: self.dial(u)
-                )
+                self._constructor_endpoint(url, listen=False)
         except BaseException:
             self.close()
             raise
 
-    def _constructor_endpoint(
-        self, coro: Coroutine[Any, Any, Any], sync: Callable[[], Any]
-    ) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            # Inside the owning loop: run it as a task; `async with` awaits it.
+    def _constructor_endpoint(self, url: str, *, listen: bool) -> None:
+        """``listen=``/``dial=`` given to the constructor.
+
+        Inside the owning loop they cannot block: they run as tasks that
+        ``async with`` awaits (dialing in the background).  Elsewhere they
+        run at once, dialing as ``dial(url)`` does.
+        """
+        if _running_loop() is self.loop:
+            coro = self.alisten(url) if listen else self.adial(url, block=False)
             self._setup.append(self.loop.create_task(coro))
+        elif listen:
+            self.listen(url)
         else:
-            coro.close()
-            sync()
+            self.dial(url)
 
     # ------------------------------------------------------------ options
 
@@ -230,14 +253,18 @@ class Socket:
     def reject_pipe(self, pipe: Pipe, reason: str) -> None:
         """Close ``pipe`` for a protocol violation; counted and logged once."""
         self.count("protocol_errors")
-        self._log_once("proto:" + reason, "socket %s: closing pipe %s: %s", self.id, pipe.id, reason)
+        self._log_once(
+            "proto:" + reason, "socket %s: closing pipe %s: %s", self.id, pipe.id, reason
+        )
         if hasattr(pipe, "error") and getattr(pipe, "error", None) is None:
             pipe.error = ProtocolError(reason)
         pipe.close()
 
     # ------------------------------------------------------------ pipes
 
-    def _attach(self, pipe: Pipe, dialer: Dialer | None = None, listener: Listener | None = None) -> bool:
+    def _attach(
+        self, pipe: Pipe, dialer: Dialer | None = None, listener: Listener | None = None
+    ) -> bool:
         """Admit a ready pipe: peer check, add_pre callbacks, protocol (loop only)."""
         if self.closed:
             pipe.close()
@@ -670,24 +697,9 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-async def _bridge(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``coro`` on ``loop`` and await it from another loop (or trio)."""
-    import concurrent.futures
-
-    cfut: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(coro, loop)
-    try:
-        import sniffio
-
-        lib = sniffio.current_async_library()
-    except Exception:
-        lib = "asyncio"
-    if lib == "trio":  # pragma: no cover - exercised by the trio tests when present
-        import trio
-
-        try:
-            return await trio.to_thread.run_sync(cfut.result, abandon_on_cancel=True)
-        finally:
-            cfut.cancel()
+async def _bridge(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on ``loop`` and await it from another asyncio loop."""
+    cfut = asyncio.run_coroutine_threadsafe(coro, loop)
     try:
         return await asyncio.wrap_future(cfut)
     finally:

@@ -86,7 +86,9 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         self._on_ready = on_ready
         self._on_failed = on_failed
         self._ipc = ipc
-        self.decoder = SPDecoder(self._handshake, self._message, recv_max_size=recv_max_size, ipc=ipc)
+        self.decoder = SPDecoder(
+            self._handshake, self._message, recv_max_size=recv_max_size, ipc=ipc
+        )
         self.ready = False
         #: Why the pipe closed, if it was not a normal close.
         self.error: BaseException | None = None
@@ -100,7 +102,9 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------ start
 
-    def start(self, loop: asyncio.AbstractEventLoop, handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
+    def start(
+        self, loop: asyncio.AbstractEventLoop, handshake_timeout: float = HANDSHAKE_TIMEOUT
+    ) -> None:
         """Take over the stream and send our header (call on ``loop``)."""
         self._loop = loop
         detached = self._stream.detach_transport()

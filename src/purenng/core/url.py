@@ -54,7 +54,9 @@ def parse_url(url: str | URL) -> URL:
         raise BadAddress(f"URL must be a str, not {type(url).__name__}")
     m = _SCHEME.match(url)
     if m is None:
-        raise BadAddress(f"{url!r} is not an SP URL: expected scheme://address, e.g. tcp://127.0.0.1:5555")
+        raise BadAddress(
+            f"{url!r} is not an SP URL: expected scheme://address, e.g. tcp://127.0.0.1:5555"
+        )
     return URL(scheme=m.group(1).lower(), rest=m.group(2), raw=url)
 
 

@@ -49,7 +49,9 @@ def _apply_options(transport: asyncio.BaseTransport, options: Mapping[str, Any])
     if sock is None:
         return
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if options.get("tcp_nodelay", True) else 0)
+        sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if options.get("tcp_nodelay", True) else 0
+        )
         if options.get("tcp_keepalive", False):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     except OSError:
@@ -77,7 +79,9 @@ class TCPTransport(StreamTransport):
     option_prefix = "tcp"
     option_specs = {
         "tcp_nodelay": OptionSpec("tcp_nodelay", boolean, True, "disable Nagle's algorithm"),
-        "tcp_keepalive": OptionSpec("tcp_keepalive", boolean, False, "enable TCP keep-alive probes"),
+        "tcp_keepalive": OptionSpec(
+            "tcp_keepalive", boolean, False, "enable TCP keep-alive probes"
+        ),
     }
 
     def _host_port(self, url: URL) -> HostPort:
@@ -85,7 +89,12 @@ class TCPTransport(StreamTransport):
         family = _FAMILY[url.scheme]
         if family == socket.AF_INET and ":" in hp.host:
             raise BadAddress(f"{url.raw!r}: tcp4 needs an IPv4 address")
-        if family == socket.AF_INET6 and hp.host and "." in hp.host and hp.host.replace(".", "").isdigit():
+        if (
+            family == socket.AF_INET6
+            and hp.host
+            and "." in hp.host
+            and hp.host.replace(".", "").isdigit()
+        ):
             raise BadAddress(f"{url.raw!r}: tcp6 needs an IPv6 address")
         return hp
 
@@ -142,7 +151,12 @@ class TCPTransport(StreamTransport):
             await server.wait_closed()
             addr = socks[0].getsockname()
             server = await loop.create_server(
-                lst.protocol_factory, addr[0], addr[1], family=socks[0].family, reuse_address=True, backlog=4096
+                lst.protocol_factory,
+                addr[0],
+                addr[1],
+                family=socks[0].family,
+                reuse_address=True,
+                backlog=4096,
             )
         lst.server = server
         bound = server.sockets[0].getsockname()
