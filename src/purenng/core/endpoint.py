@@ -22,11 +22,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .errors import Closed, ConnectionRefused, ConnectionReset, Error, ProtocolError
+from .loop import run_sync
 from .pipe import next_id
 from .sp_stream import SPStreamPipe, start_sp_pipe
 from .transport import PipeTransport, StreamTransport
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from .pipe import Pipe
     from .socket import Socket
     from .stream import StreamListener
@@ -36,6 +39,20 @@ if TYPE_CHECKING:
 __all__ = ["Dialer", "Listener"]
 
 log = logging.getLogger("purenng")
+
+
+def _off_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """True when called outside ``loop`` (another thread or another loop)."""
+    try:
+        return asyncio.get_running_loop() is not loop
+    except RuntimeError:
+        return not loop.is_closed()
+
+
+async def _bridge(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
+    from .socket import _bridge as bridge
+
+    await bridge(loop, coro)
 
 
 def _as_error(exc: BaseException) -> BaseException:
@@ -183,8 +200,11 @@ class Dialer:
             connected = True
 
     def close(self) -> None:
-        """Stop dialing and close the dialer's pipe; idempotent."""
+        """Stop dialing and close the dialer's pipe; idempotent, any thread."""
         if self.closed:
+            return
+        if _off_loop(self.socket.loop):
+            run_sync(self.socket.loop, self.aclose(), "close")
             return
         self.closed = True
         task = self._task
@@ -196,6 +216,9 @@ class Dialer:
 
     async def aclose(self) -> None:
         """Close and wait for the dialer's task to end."""
+        if _off_loop(self.socket.loop):
+            await _bridge(self.socket.loop, self.aclose())
+            return
         self.close()
         task = self._task
         if task is not None:
@@ -318,9 +341,13 @@ class Listener:
     def close(self) -> None:
         """Stop listening and close pipes still in their handshake; idempotent.
 
-        Pipes already attached belong to the socket and live on.
+        Pipes already attached belong to the socket and live on.  Callable
+        from any thread.
         """
         if self.closed:
+            return
+        if _off_loop(self.socket.loop):
+            run_sync(self.socket.loop, self.aclose(), "close")
             return
         self.closed = True
         if self._task is not None and not self._task.done():
@@ -336,6 +363,9 @@ class Listener:
 
     async def aclose(self) -> None:
         """Close and wait until the address is released."""
+        if _off_loop(self.socket.loop):
+            await _bridge(self.socket.loop, self.aclose())
+            return
         self.close()
         if self._task is not None:
             try:
