@@ -1,0 +1,537 @@
+"""Orchestration of ``purenng bench``: run the pairs, bound them, summarise.
+
+Theory of operation:
+
+* A *run* is one receiver child and one sender child
+  (:mod:`purenng.bench.peers`) for one (transport, size, API, library).  The
+  receiver starts first and prints ``READY`` once it listens; only then does
+  the sender start and dial.  The runner waits for the receiver's result,
+  then closes the sender's stdin, which lets the sender close its socket
+  and exit.  The sender holds its socket open until then on purpose:
+  closing while messages are in flight loses them with some peers.
+* Bounds: each child has a hard wall-clock limit and is killed (by its own
+  handle, nothing else) when it expires; a sender that dies early ends the
+  run at once instead of leaving the receiver waiting; every run is capped
+  in message count as well as in time; and a whole bench has a time
+  budget, after which the remaining runs are skipped and reported so.
+* Order: repeats are the outer loop and the libraries the inner one, so the
+  runs that a ratio compares are adjacent in time and the repeats of one
+  cell are spread over the whole bench.  On a noisy shared machine that is
+  the best a ratio can get; the median of ``repeat`` runs is reported.
+* Addresses: ``tcp://127.0.0.1:<free port>`` (the kernel picks the port;
+  the tiny race before the receiver binds is accepted), or ipc paths in a
+  private temp directory that is removed afterwards.
+* A row is one (transport, size, API); it holds each library's median and
+  the ratio purenng/peer in messages/s (sync against sync, async against
+  async).  Sizes are equal within a row, so the MB/s ratio is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import selectors
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from .peers import API_NAMES, IO_TIMEOUT, LIBRARIES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "DEFAULT_SIZES",
+    "TRANSPORTS",
+    "BenchConfig",
+    "BenchError",
+    "BenchResult",
+    "default_count",
+    "fmt_mb",
+    "fmt_rate",
+    "format_size",
+    "parse_size",
+    "render_table",
+    "run_bench",
+    "run_pair",
+]
+
+HOST = "127.0.0.1"
+
+#: The message sizes of the bench-peers baseline.
+DEFAULT_SIZES = (64, 1024, 64 << 10, 1 << 20)
+
+#: Transports the bench can use (loopback and local sockets only).
+TRANSPORTS = ("tcp", "ipc")
+
+#: Per-size message caps of the baseline: a run ends at the cap or the duration.
+_COUNT_CAPS = {64: 3_000_000, 1024: 2_000_000, 64 << 10: 200_000, 1 << 20: 6_000}
+
+#: Seconds the receiver may take to start and bind before the run fails.
+READY_TIMEOUT = 15.0
+
+#: Seconds a released sender may take to close and exit.
+RELEASE_TIMEOUT = 15.0
+
+#: How often the runner looks at a running pair, seconds (waits, not sleeps).
+_POLL = 0.05
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1 << 20, "MIB": 1 << 20}
+
+# The child entry point; ``-c`` avoids runpy's double import of the module.
+_CHILD = "import sys; from purenng.bench.peers import main; sys.exit(main())"
+
+
+class BenchError(Exception):
+    """One run failed; the message says which side and why."""
+
+
+def parse_size(text: str) -> int:
+    """``64``, ``64B``, ``1K``, ``1KiB``, ``64K``, ``1M``, ``1MiB`` -> bytes.
+
+    Raises:
+        ValueError: not a size, or smaller than 2 bytes (1 byte is the end
+            marker).
+    """
+    t = text.strip().upper()
+    digits = t.rstrip("BKMI")
+    unit = t[len(digits) :]
+    if not digits.isdigit() or unit not in _SIZE_UNITS:
+        raise ValueError(f"not a message size: {text!r} (examples: 64, 1K, 64KiB, 1M)")
+    n = int(digits) * _SIZE_UNITS[unit]
+    if n < 2:
+        raise ValueError(f"message size {text!r} is below 2 bytes (1 byte is the end marker)")
+    return n
+
+
+def format_size(n: int) -> str:
+    """Bytes as the tables show them: ``64B``, ``1KiB``, ``1MiB``."""
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20}MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n >> 10}KiB"
+    return f"{n}B"
+
+
+def default_count(size: int) -> int:
+    """The message cap of a run: the baseline's, or ~6 GB worth for other sizes."""
+    return _COUNT_CAPS.get(size, max(6_000, min(3_000_000, 6_000_000_000 // size)))
+
+
+@dataclass
+class BenchConfig:
+    """What to run.  ``libraries`` starts with ``"purenng"``; the rest are peers."""
+
+    sizes: list[int] = field(default_factory=lambda: list(DEFAULT_SIZES))
+    transports: list[str] = field(default_factory=lambda: list(TRANSPORTS))
+    apis: list[str] = field(default_factory=lambda: list(API_NAMES))
+    libraries: list[str] = field(default_factory=lambda: ["purenng", "pynng", "pyzmq"])
+    duration: float = 2.0
+    """Seconds the sender sends per run (at most 10)."""
+    repeat: int = 1
+    """Runs per cell; the median is reported."""
+    count: int | None = None
+    """Message cap per run; None: :func:`default_count` of the size."""
+    grace: float = 5.0
+    """The receiver stops counting at ``duration`` + this (bounds the drain)."""
+    loop: str = "asyncio"
+    """Event loop of the async runs: ``asyncio`` or ``uvloop``."""
+    budget: float = 300.0
+    """Seconds for the whole bench; runs that would start later are skipped."""
+
+    def child_timeout(self) -> float:
+        """Hard wall-clock limit of one child once both run."""
+        return self.duration + self.grace + IO_TIMEOUT
+
+
+@dataclass
+class BenchResult:
+    """Everything a bench produced; :meth:`to_json` is the ``--json`` output."""
+
+    config: BenchConfig
+    rows: list[dict[str, Any]]
+    versions: dict[str, str | None]
+    machine: dict[str, Any]
+    elapsed_s: float
+    errors: int
+    skipped: int
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: config, machine, versions, rows, counts."""
+        return {
+            "bench": "purenng push-pull throughput",
+            "config": asdict(self.config),
+            "machine": self.machine,
+            "versions": self.versions,
+            "rows": self.rows,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "errors": self.errors,
+            "skipped": self.skipped,
+        }
+
+
+# ---------------------------------------------------------------- one run
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _kill(proc: subprocess.Popen[Any] | None) -> None:
+    """Kill one child we started, by its handle, and reap it."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _tail(f: IO[bytes], limit: int = 400) -> str:
+    """The end of a child's captured stderr: usually the exception line."""
+    f.seek(0)
+    lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    return " | ".join(lines[-2:])[-limit:]
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Read the receiver's stdout until ``READY``, its exit or ``timeout``."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if sel.select(timeout=min(left, 0.5)):
+                line = proc.stdout.readline()
+                if line.strip() == b"READY":
+                    return True
+                if not line:  # EOF: the child is gone
+                    return False
+            elif proc.poll() is not None:
+                return False
+    return False
+
+
+def _last_json(text: bytes) -> dict[str, Any]:
+    for line in reversed(text.decode(errors="replace").splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            obj: dict[str, Any] = json.loads(line)
+            return obj
+    raise BenchError(f"no result line in {text[-200:]!r}")
+
+
+def run_pair(cfg: BenchConfig, lib: str, api: str, url: str, size: int) -> dict[str, Any]:
+    """One receiver/sender pair; returns the receiver's result plus the sender's.
+
+    Raises:
+        BenchError: a child failed, timed out or printed no result.
+    """
+    count = cfg.count or default_count(size)
+    args = [
+        sys.executable, "-c", _CHILD,
+        "--lib", lib, "--api", api, "--url", url, "--size", str(size),
+        "--count", str(count), "--duration", str(cfg.duration),
+        "--grace", str(cfg.grace), "--loop", cfg.loop,
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    hard = cfg.child_timeout()
+    recv: subprocess.Popen[bytes] | None = None
+    send: subprocess.Popen[bytes] | None = None
+    with (
+        tempfile.TemporaryFile() as r_err,
+        tempfile.TemporaryFile() as s_out,
+        tempfile.TemporaryFile() as s_err,
+    ):
+        try:
+            recv = subprocess.Popen(
+                [*args, "--role", "recv"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=r_err, env=env,
+            )  # fmt: skip
+            if not _wait_ready(recv, READY_TIMEOUT):
+                _kill(recv)
+                raise BenchError(f"receiver did not start: {_tail(r_err)}")
+            send = subprocess.Popen(
+                [*args, "--role", "send"],
+                stdin=subprocess.PIPE, stdout=s_out, stderr=s_err, env=env,
+            )  # fmt: skip
+            deadline = time.monotonic() + hard
+            while True:
+                try:
+                    recv.wait(timeout=_POLL)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if send.poll() is not None:
+                    # A sender never exits before it is released, unless it failed.
+                    _kill(recv)
+                    raise BenchError(f"sender failed: {_tail(s_err)}")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"receiver timed out after {hard:.0f} s")
+            assert recv.stdout is not None
+            r_out = recv.stdout.read()
+            if recv.returncode != 0:
+                raise BenchError(f"receiver failed: {_tail(r_err)}")
+            res = _last_json(r_out)
+            assert send.stdin is not None
+            send.stdin.close()  # release the sender
+            try:
+                send.wait(timeout=RELEASE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise BenchError("sender did not exit after release") from None
+            if send.returncode != 0:
+                raise BenchError(f"sender failed after the run: {_tail(s_err)}")
+            s_out.seek(0)
+            sres = _last_json(s_out.read())
+        finally:
+            _kill(send)
+            _kill(recv)
+            if recv is not None and recv.stdout is not None:
+                recv.stdout.close()
+    res["sent"] = sres["sent"]
+    res["send_cpu_s"] = sres.get("cpu_s")
+    res["send_seconds"] = sres.get("send_seconds")
+    # Every payload sent must arrive (the first is not counted) unless capped.
+    res["lost"] = 0 if res["capped"] else sres["sent"] - (res["n"] + 1)
+    return res
+
+
+# ---------------------------------------------------------------- the bench
+
+
+def _background_loop_label() -> str:
+    """What purenng's blocking API runs on in the children."""
+    choice = os.environ.get("PURENNG_LOOP", "auto").lower()
+    if choice == "asyncio":
+        return "asyncio"
+    from importlib.util import find_spec
+
+    return "uvloop" if find_spec("uvloop") is not None else "asyncio"
+
+
+def _summarise(runs: list[dict[str, Any]], errors: list[str], skipped: int) -> dict[str, Any]:
+    cell: dict[str, Any] = {"ok_runs": len(runs)}
+    if runs:
+        cell["msgs_per_s"] = statistics.median(r["msgs_per_s"] for r in runs)
+        cell["MB_per_s"] = statistics.median(r["MB_per_s"] for r in runs)
+        cell["runs_msgs_per_s"] = [round(r["msgs_per_s"], 1) for r in runs]
+        cell["runs_n"] = [r["n"] for r in runs]
+        cell["runs_seconds"] = [round(r["seconds"], 3) for r in runs]
+        cell["runs_capped"] = sum(bool(r["capped"]) for r in runs)
+        cell["runs_lost"] = [r["lost"] for r in runs]
+        cell["recv_cpu_s"] = [r.get("cpu_s") for r in runs]
+        cell["send_cpu_s"] = [r.get("send_cpu_s") for r in runs]
+    if errors:
+        cell["errors"] = errors
+    if skipped:
+        cell["skipped"] = skipped
+    return cell
+
+
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Run every (repeat, transport, size, API, library) and build the rows."""
+    t_start = time.monotonic()
+    cells = [
+        (tr, size, api, lib)
+        for tr in cfg.transports
+        for size in cfg.sizes
+        for api in cfg.apis
+        for lib in cfg.libraries
+    ]
+    runs: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {c: [] for c in cells}
+    errs: dict[tuple[str, int, str, str], list[str]] = {c: [] for c in cells}
+    skips: dict[tuple[str, int, str, str], int] = dict.fromkeys(cells, 0)
+    tmpdir = tempfile.mkdtemp(prefix="purenng-bench-")
+    serial = 0
+    try:
+        for rep in range(cfg.repeat):
+            for cell in cells:
+                tr, size, api, lib = cell
+                what = f"{tr} {format_size(size)} {api} {lib}"
+                if cfg.repeat > 1:
+                    what += f" [{rep + 1}/{cfg.repeat}]"
+                if time.monotonic() - t_start > cfg.budget:
+                    skips[cell] += 1
+                    continue
+                serial += 1
+                path = None
+                if tr == "ipc":
+                    path = os.path.join(tmpdir, f"{serial}.ipc")
+                    url = f"ipc://{path}"
+                else:
+                    url = f"tcp://{HOST}:{_free_port()}"
+                try:
+                    r = run_pair(cfg, lib, api, url, size)
+                except BenchError as e:
+                    errs[cell].append(str(e))
+                    if progress:
+                        progress(f"{what}: ERROR {e}")
+                else:
+                    runs[cell].append(r)
+                    if progress:
+                        progress(
+                            f"{what}: {fmt_rate(r['msgs_per_s'])} msg/s, "
+                            f"{fmt_mb(r['MB_per_s'])} MB/s"
+                            + (" (capped)" if r["capped"] else "")
+                            + (f" LOST {r['lost']}" if r["lost"] else "")
+                        )
+                finally:
+                    if path is not None and os.path.exists(path):
+                        os.unlink(path)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    rows = []
+    for tr in cfg.transports:
+        for size in cfg.sizes:
+            for api in cfg.apis:
+                results = {
+                    lib: _summarise(
+                        runs[(tr, size, api, lib)],
+                        errs[(tr, size, api, lib)],
+                        skips[(tr, size, api, lib)],
+                    )
+                    for lib in cfg.libraries
+                }
+                ours = results.get("purenng", {}).get("msgs_per_s")
+                ratio: dict[str, float | None] = {}
+                for lib in cfg.libraries:
+                    if lib == "purenng":
+                        continue
+                    theirs = results[lib].get("msgs_per_s")
+                    ratio[lib] = ours / theirs if ours is not None and theirs else None
+                rows.append(
+                    {
+                        "transport": tr,
+                        "size": size,
+                        "size_label": format_size(size),
+                        "api": api,
+                        "results": results,
+                        "ratio": ratio,
+                    }
+                )
+    versions = {lib: LIBRARIES[lib].version() for lib in cfg.libraries}
+    machine = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "purenng_sync_loop": _background_loop_label(),
+        "async_loop": cfg.loop,
+    }
+    return BenchResult(
+        config=cfg,
+        rows=rows,
+        versions=versions,
+        machine=machine,
+        elapsed_s=time.monotonic() - t_start,
+        errors=sum(len(v) for v in errs.values()),
+        skipped=sum(skips.values()),
+    )
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def fmt_rate(x: float) -> str:
+    """Messages/s with about three significant digits: ``27.4k``, ``1.10M``."""
+    if x >= 1e6:
+        return f"{x / 1e6:.2f}M"
+    if x >= 1e5:
+        return f"{x / 1e3:.0f}k"
+    if x >= 1e4:
+        return f"{x / 1e3:.1f}k"
+    if x >= 1e3:
+        return f"{x / 1e3:.2f}k"
+    return f"{x:.0f}"
+
+
+def fmt_mb(x: float) -> str:
+    """MB/s with about three significant digits."""
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def _cell_text(cell: dict[str, Any]) -> tuple[str, str]:
+    if "msgs_per_s" not in cell:
+        word = "error" if cell.get("errors") else "skipped"
+        return word, ""
+    mark = ""
+    if cell.get("runs_capped"):
+        mark += "*"
+    if any(cell.get("runs_lost", ())):
+        mark += "!"
+    return fmt_rate(cell["msgs_per_s"]) + mark, fmt_mb(cell["MB_per_s"])
+
+
+def render_table(result: BenchResult) -> str:
+    """The human-readable report: a header, one line per row, notes, errors."""
+    cfg = result.config
+    libs = cfg.libraries
+    peers = [lib for lib in libs if lib != "purenng"]
+    head = ["transport", "size", "api"]
+    for lib in libs:
+        head += [f"{lib} msg/s", "MB/s"]
+        if lib != "purenng":
+            head.append(f"x {lib}")
+    table = [head]
+    for row in result.rows:
+        line = [row["transport"], row["size_label"], row["api"]]
+        for lib in libs:
+            line += list(_cell_text(row["results"][lib]))
+            if lib != "purenng":
+                r = row["ratio"].get(lib)
+                line.append("—" if r is None else f"{r:.2f}x")
+        table.append(line)
+    widths = [max(len(t[i]) for t in table) for i in range(len(head))]
+    out = []
+    ver = ", ".join(f"{k} {v or '?'}" for k, v in result.versions.items())
+    m = result.machine
+    out.append(
+        f"purenng bench: PUSH->PULL throughput measured at the receiver "
+        f"(duration {cfg.duration:g} s, median of {cfg.repeat}, MB = 10^6 bytes)"
+    )
+    out.append(
+        f"{ver}; Python {m['python']}, {m['nproc']} CPUs; "
+        f"async loop {m['async_loop']}, purenng blocking API on {m['purenng_sync_loop']}"
+    )
+    out.append("")
+    for i, t in enumerate(table):
+        cols = zip(t, widths, strict=True)
+        out.append("  ".join(c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(cols)))
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    out.append("")
+    if peers:
+        out.append(
+            "x peer = purenng msg/s / peer msg/s, same transport, size and API "
+            "(sync vs sync, async vs async)."
+        )
+    out.append(
+        "* = a run hit the receive time cap; ! = messages were lost.  "
+        "Numbers on a shared machine are noisy: read gaps under ~1.5x as noise."
+    )
+    out.append(f"{result.elapsed_s:.0f} s, {result.errors} failed runs, {result.skipped} skipped.")
+    for row in result.rows:
+        for lib in libs:
+            cell = row["results"][lib]
+            where = f"{row['transport']} {row['size_label']} {row['api']} {lib}"
+            out.extend(f"error: {where}: {e}" for e in cell.get("errors", ()))
+            if cell.get("skipped"):
+                out.append(
+                    f"skipped: {where}: {cell['skipped']} run(s) over the {cfg.budget:g} s budget"
+                )
+    return "\n".join(out)
