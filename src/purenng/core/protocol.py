@@ -110,6 +110,13 @@ class Protocol:
     def recv_space(self) -> None:
         """The receive queue has room again: resume paused pipes."""
 
+    def check_option(self, name: str, value: Any) -> None:
+        """Refuse a new option value before it is stored, in the caller's thread.
+
+        Called from any thread; it may only read state.  Raise
+        :class:`~purenng.core.errors.BadState` (or ``BadOption``) to refuse.
+        """
+
     def set_option(self, name: str, value: Any) -> None:
         """A protocol option changed (the value is validated already)."""
 

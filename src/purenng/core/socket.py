@@ -70,6 +70,7 @@ _STAT_NAMES = (
     "pipes_added",
     "pipes_removed",
     "pipes_rejected",
+    "pipes_busy",
     "protocol_mismatch",
     "oversize",
     "protocol_errors",
@@ -216,6 +217,8 @@ class Socket:
                 f"unknown option {name!r} for a {self.protocol_cls.name} socket"
             ) from None
         v = validate(spec, value)
+        if not initial and name in self.protocol_cls.option_specs:
+            self._protocol.check_option(name, v)
         self.options[name] = v
         if not initial:
             if name == "recv_timeout":

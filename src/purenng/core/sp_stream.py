@@ -160,6 +160,8 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         self._deliver = deliver
 
     def _message(self, payload: bytes | bytearray) -> None:
+        if self.closed:
+            return  # closed by the protocol mid-read: the rest of the read is void
         self.msgs_in += 1
         self.bytes_in += len(payload)
         deliver = self._deliver
