@@ -35,6 +35,7 @@ naming the file, the key and what was expected.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -43,7 +44,17 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["PluginConfig", "config_paths", "load_config"]
+__all__ = ["PluginConfig", "config_paths", "load_config", "normalize_dist"]
+
+
+def normalize_dist(name: str) -> str:
+    """A distribution name in its canonical form (PEP 503): ``Purenng_Foo`` -> ``purenng-foo``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _normalize_entry(entry: str) -> str:
+    dist, sep, rest = entry.partition(":")
+    return normalize_dist(dist) + sep + rest
 
 _TOP_KEYS = {"plugins", "schemes", "protocols", "transport"}
 _PLUGIN_KEYS = {"disabled", "enabled"}
@@ -166,18 +177,27 @@ def _merge_file(cfg: PluginConfig, path: Path) -> None:
             f"{path}: unknown key(s) {sorted(bad)} in [plugins]; expected {sorted(_PLUGIN_KEYS)}"
         )
     if "disabled" in plugins:
-        cfg.disabled = _str_list(path, "plugins.disabled", plugins["disabled"])
+        cfg.disabled = [
+            _normalize_entry(e) for e in _str_list(path, "plugins.disabled", plugins["disabled"])
+        ]
         for entry in cfg.disabled:
             cfg.origin[f"disabled:{entry}"] = path
     if "enabled" in plugins:
-        cfg.enabled = _str_list(path, "plugins.enabled", plugins["enabled"])
+        cfg.enabled = [
+            normalize_dist(e) for e in _str_list(path, "plugins.enabled", plugins["enabled"])
+        ]
     if "schemes" in data:
-        winners = _str_table(path, "schemes", data["schemes"])
+        winners = {
+            k: normalize_dist(v) for k, v in _str_table(path, "schemes", data["schemes"]).items()
+        }
         cfg.scheme_winners.update(winners)
         for k in winners:
             cfg.origin[f"scheme:{k}"] = path
     if "protocols" in data:
-        winners = _str_table(path, "protocols", data["protocols"])
+        winners = {
+            k: normalize_dist(v)
+            for k, v in _str_table(path, "protocols", data["protocols"]).items()
+        }
         cfg.protocol_winners.update(winners)
         for k in winners:
             cfg.origin[f"protocol:{k}"] = path

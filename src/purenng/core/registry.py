@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
-from .config import PluginConfig, load_config
+from .config import PluginConfig, load_config, normalize_dist
 from .errors import BadOption, PluginError
 
 if TYPE_CHECKING:
@@ -84,9 +84,10 @@ class PluginStatus:
 
 
 def _dist_name(ep: EntryPoint) -> str:
+    """The entry point's distribution, normalised as plugins.toml names are."""
     dist = getattr(ep, "dist", None)
     name = getattr(dist, "name", None) if dist is not None else None
-    return str(name) if name else "<unknown>"
+    return normalize_dist(str(name)) if name else "<unknown>"
 
 
 class Registry:
@@ -132,6 +133,15 @@ class Registry:
         wanted = winners.get(name)
         if wanted is not None and dist is not None and dist != wanted:
             return  # plugins.toml gives this name to another distribution
+        if dist is not None and self._candidates(kind, name):
+            # A module may register more names than it was loaded for: each goes
+            # to it only if loading that name would pick it (not disabled, not
+            # purenng's own or another's by precedence), whatever the order of use.
+            try:
+                if _dist_name(self._choose(kind, name)) != dist:
+                    return
+            except PluginError:
+                return
         if name in table and dist is not None:
             current = self._owner.get((kind, name), "")
             if current.split(":", 1)[0] == OWN_DIST and dist != OWN_DIST and wanted != dist:
@@ -284,6 +294,7 @@ class Registry:
             ep = self._choose(kind, name)
             dist = _dist_name(ep)
             plugin_id = f"{dist}:{ep.value}"
+            self.pm.trace.root.get("load")(f"{plugin_id} for {kind} {name!r}")
             try:
                 module = ep.load()
             except Exception as exc:
@@ -292,7 +303,12 @@ class Registry:
                     f"plugin {plugin_id} for {kind} {name!r} failed to import: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            self.register_module(module, plugin_id, dist)
+            try:
+                self.register_module(module, plugin_id, dist)
+            except PluginError as exc:
+                err = exc.__cause__
+                self._broken[(kind, name)] = (plugin_id, f"{type(err).__name__}: {err}")
+                raise
             if name not in table:
                 cause = f"plugin {plugin_id} did not register {kind} {name!r}"
                 self._broken[(kind, name)] = (plugin_id, cause)

@@ -86,7 +86,7 @@ class TCPTransport(StreamTransport):
 
     def _host_port(self, url: URL) -> HostPort:
         hp = parse_host_port(url)
-        family = _FAMILY[url.scheme]
+        family = _FAMILY.get(url.scheme, socket.AF_UNSPEC)
         if family == socket.AF_INET and ":" in hp.host:
             raise BadAddress(f"{url.raw!r}: tcp4 needs an IPv4 address")
         if (
@@ -110,7 +110,7 @@ class TCPTransport(StreamTransport):
         loop = asyncio.get_running_loop()
         try:
             tr, pr = await loop.create_connection(
-                StreamProtocol, hp.host, hp.port, family=_FAMILY[url.scheme]
+                StreamProtocol, hp.host, hp.port, family=_FAMILY.get(url.scheme, socket.AF_UNSPEC)
             )
         except socket.gaierror as exc:
             raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
@@ -123,7 +123,7 @@ class TCPTransport(StreamTransport):
 
     async def listen(self, url: URL, options: Mapping[str, Any]) -> _TCPListener:
         hp = self._host_port(url)
-        family = _FAMILY[url.scheme]
+        family = _FAMILY.get(url.scheme, socket.AF_UNSPEC)
         host: str = hp.host
         if hp.wildcard:
             host = "::" if family == socket.AF_INET6 else "0.0.0.0"
