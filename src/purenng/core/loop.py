@@ -119,8 +119,12 @@ def run_sync(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], what
 
     A KeyboardInterrupt while waiting cancels the coroutine and propagates.
     """
-    check_not_on_loop(loop, what)
-    fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        check_not_on_loop(loop, what)
+        fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    except BaseException:
+        coro.close()  # never scheduled: no "coroutine was never awaited" warning
+        raise
     try:
         return fut.result()
     except BaseException:

@@ -423,9 +423,14 @@ class Socket:
 
     # ------------------------------------------------------------ endpoints
 
-    def _endpoint_options(self, url: URL, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _endpoint_options(
+        self, url: URL, overrides: dict[str, Any], *, dial: bool
+    ) -> tuple[Any, dict[str, Any]]:
         transport = self._registry.transport(url.scheme)
-        transport.check_url(url)
+        if dial:
+            transport.check_dial_url(url)
+        else:
+            transport.check_url(url)
         opts: dict[str, Any] = {k: self.options[k] for k in ENDPOINT_OPTIONS}
         opts.update(self._registry.transport_defaults(transport))
         for k, spec in transport.option_specs.items():
@@ -458,7 +463,7 @@ class Socket:
 
         self._check_open()
         u = parse_url(url)
-        transport, opts = self._endpoint_options(u, options)
+        transport, opts = self._endpoint_options(u, options, dial=True)
         d = Dialer(self, u, transport, opts)
         self._dialers.append(d)
         try:
@@ -491,7 +496,7 @@ class Socket:
 
         self._check_open()
         u = parse_url(url)
-        transport, opts = self._endpoint_options(u, options)
+        transport, opts = self._endpoint_options(u, options, dial=False)
         lst = Listener(self, u, transport, opts)
         self._listeners.append(lst)
         try:

@@ -70,6 +70,15 @@ class Transport(ABC):
         for a non-blocking dial.
         """
 
+    def check_dial_url(self, url: URL) -> None:
+        """Like :meth:`check_url`, for dialing (e.g. no wildcard host, no port 0).
+
+        Called instead of :meth:`check_url` before a dial, so that a
+        non-blocking dial to an address nobody can connect to fails at once
+        rather than retrying for ever.  Defaults to :meth:`check_url`.
+        """
+        self.check_url(url)
+
 
 class StreamTransport(Transport):
     """A transport that produces byte streams.

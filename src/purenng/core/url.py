@@ -111,7 +111,8 @@ def parse_host_port(url: URL, *, default_port: int | None = None) -> HostPort:
         if default_port is None:
             raise BadAddress(f"{url.raw!r}: missing port, e.g. {url.scheme}://127.0.0.1:5555")
         return HostPort(host, default_port)
-    if not port_text.isdigit():
+    # ASCII only: str.isdigit() also accepts "²" (int() refuses it) and "٣".
+    if not (port_text.isascii() and port_text.isdigit()):
         raise BadAddress(f"{url.raw!r}: port {port_text!r} is not a number")
     port = int(port_text)
     if port > 65535:

@@ -101,12 +101,19 @@ class TCPTransport(StreamTransport):
     def check_url(self, url: URL) -> None:
         self._host_port(url)
 
-    async def dial(self, url: URL, options: Mapping[str, Any]) -> AsyncioStream:
+    def check_dial_url(self, url: URL) -> None:
+        self._dial_host_port(url)
+
+    def _dial_host_port(self, url: URL) -> HostPort:
         hp = self._host_port(url)
         if hp.wildcard:
             raise BadAddress(f"{url.raw!r}: cannot dial a wildcard address")
         if hp.port == 0:
             raise BadAddress(f"{url.raw!r}: cannot dial port 0")
+        return hp
+
+    async def dial(self, url: URL, options: Mapping[str, Any]) -> AsyncioStream:
+        hp = self._dial_host_port(url)
         loop = asyncio.get_running_loop()
         try:
             tr, pr = await loop.create_connection(
