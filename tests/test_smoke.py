@@ -7,7 +7,8 @@ import purenng
 
 def test_push_pull_tcp_blocking() -> None:
     with purenng.Pull0(listen="tcp://127.0.0.1:0", recv_timeout=5) as pull:
-        with purenng.Push0(dial=pull.listeners[0].url, send_timeout=5) as push:
+        push = purenng.Push0(dial=pull.listeners[0].url, send_timeout=5)
+        with push:
             for i in range(100):
                 push.send(b"%d" % i)
             assert [pull.recv() for _ in range(100)] == [b"%d" % i for i in range(100)]

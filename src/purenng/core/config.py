@@ -56,6 +56,7 @@ def _normalize_entry(entry: str) -> str:
     dist, sep, rest = entry.partition(":")
     return normalize_dist(dist) + sep + rest
 
+
 _TOP_KEYS = {"plugins", "schemes", "protocols", "transport"}
 _PLUGIN_KEYS = {"disabled", "enabled"}
 
