@@ -115,6 +115,8 @@ class Channel:
         self._recv_waiters: deque[tuple[_AnyFuture, asyncio.TimerHandle | None]] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._thread_waiters = 0
+        self._send_cond = threading.Condition(threading.Lock())
+        self._send_thread_waiters = 0
         self._wants_space = False
 
     # ------------------------------------------------------------ protocol side
@@ -286,16 +288,19 @@ class Channel:
         if self.closed:
             raise Closed(f"{self.name} is closed")
         check_not_on_loop(self.loop, "send")
-        if self._credit > 0:
-            self._credit -= 1
-            self._handoff.append(msg)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                try:
-                    self.loop.call_soon_threadsafe(self._flush)
-                except RuntimeError as exc:
-                    raise Closed(f"{self.name}: its event loop is closed") from exc
-            return
+        while True:
+            if self._credit > 0:
+                self._credit -= 1
+                self._handoff.append(msg)
+                if not self._flush_scheduled:
+                    self._flush_scheduled = True
+                    try:
+                        self.loop.call_soon_threadsafe(self._flush)
+                    except RuntimeError as exc:
+                        raise Closed(f"{self.name}: its event loop is closed") from exc
+                return
+            if not (block and self._flush_scheduled and self._wait_for_flush(timeout)):
+                break
         cfut: concurrent.futures.Future[None] = concurrent.futures.Future()
         try:
             self.loop.call_soon_threadsafe(self._submit_send, msg, cfut, timeout, block)
@@ -312,10 +317,36 @@ class Channel:
                     pass
             raise
 
+    def _wait_for_flush(self, timeout: float | None) -> bool:
+        """The window is used up but the loop has not taken the batch yet.
+
+        Wait (at most ``timeout``) for it to do so rather than send one request
+        per message.  Returns True if credit was granted meanwhile.
+        """
+        cond = self._send_cond
+        deadline = None if timeout is None else monotonic() + timeout
+        with cond:
+            self._send_thread_waiters += 1
+            try:
+                while self._flush_scheduled and not self.closed:
+                    if deadline is None:
+                        cond.wait()
+                    else:
+                        left = deadline - monotonic()
+                        if left <= 0:
+                            return False
+                        cond.wait(left)
+            finally:
+                self._send_thread_waiters -= 1
+        return self._credit > 0 and not self.closed
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         if not self.closed:
             self.send_ready()
+        if self._send_thread_waiters:
+            with self._send_cond:
+                self._send_cond.notify_all()
 
     def _submit_send(
         self,
@@ -417,3 +448,5 @@ class Channel:
         self._rq.clear()
         with self._cond:
             self._cond.notify_all()
+        with self._send_cond:
+            self._send_cond.notify_all()

@@ -16,6 +16,7 @@ import asyncio
 import atexit
 import os
 import threading
+from asyncio import _get_running_loop
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import WrongThread
@@ -103,11 +104,9 @@ def check_not_on_loop(loop: asyncio.AbstractEventLoop, what: str) -> None:
     Raises:
         WrongThread: the caller is running on ``loop``.
     """
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    if running is loop:
+    # _get_running_loop() returns None instead of raising: this runs on
+    # every blocking send and recv.
+    if _get_running_loop() is loop:
         raise WrongThread(
             f"blocking {what}() called on the event loop that owns this socket; "
             f"use 'await a{what}()' instead"
