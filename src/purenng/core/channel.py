@@ -104,6 +104,16 @@ class Channel:
         self.closed = False
         #: Called on the loop when a full receive queue has room again.
         self.on_space: Callable[[], None] | None = None
+        #: Raised by a receive that finds nothing queued, instead of waiting
+        #: (the protocol sets it: e.g. REQ before any request, an expired
+        #: survey).  None: wait as usual.
+        self.recv_error: BaseException | None = None
+        #: Checks a message in the sender's own thread before it is queued,
+        #: so that a bad message fails its caller even on the batched path
+        #: (e.g. a raw header the protocol refuses).  Raises to refuse.
+        self.check_send: Callable[[Message], None] | None = None
+        self._fail_gen = 0
+        self._fail_exc: BaseException | None = None
         # send side
         self._handoff: deque[Message] = deque()
         self._send_waiters: deque[tuple[Message, _AnyFuture, asyncio.TimerHandle | None]] = deque()
@@ -154,6 +164,24 @@ class Channel:
     def has_receiver(self) -> bool:
         """Whether someone waits in ``arecv``/``recv`` right now (loop only)."""
         return bool(self._thread_waiters) or any(not f.done() for f, _ in self._recv_waiters)
+
+    def fail_receivers(self, exc: BaseException) -> None:
+        """Fail every receive waiting right now with ``exc`` (loop only).
+
+        Used by protocols whose receive can end without a message (a survey
+        deadline).  Later receives are not affected; see :attr:`recv_error`.
+        """
+        waiters = self._recv_waiters
+        while waiters:
+            fut, timer = waiters.popleft()
+            if timer is not None:
+                timer.cancel()
+            _resolve(fut, exc=exc)
+        if self._thread_waiters:
+            with self._cond:
+                self._fail_exc = exc
+                self._fail_gen += 1
+                self._cond.notify_all()
 
     def send_ready(self) -> None:
         """The protocol may take messages again (loop only)."""
@@ -209,6 +237,8 @@ class Channel:
         """Send on the owning loop."""
         if self.closed:
             raise Closed(f"{self.name} is closed")
+        if self.check_send is not None:
+            self.check_send(msg)
         if not self._handoff and not self._send_waiters and self.try_send(msg):
             return
         if not block:
@@ -254,6 +284,8 @@ class Channel:
             return msg
         if self.closed:
             raise Closed(f"{self.name} is closed")
+        if self.recv_error is not None:
+            raise self.recv_error
         if not block:
             raise TryAgain(f"nothing to receive on {self.name}")
         fut: asyncio.Future[Message] = self.loop.create_future()
@@ -288,6 +320,8 @@ class Channel:
         if self.closed:
             raise Closed(f"{self.name} is closed")
         check_not_on_loop(self.loop, "send")
+        if self.check_send is not None:
+            self.check_send(msg)
         while True:
             if self._credit > 0:
                 self._credit -= 1
@@ -388,6 +422,8 @@ class Channel:
             return msg
         if self.closed:
             raise Closed(f"{self.name} is closed")
+        if self.recv_error is not None:
+            raise self.recv_error
         if not block:
             raise TryAgain(f"nothing to receive on {self.name}")
         deadline = None
@@ -396,6 +432,7 @@ class Channel:
         cond = self._cond
         with cond:
             self._thread_waiters += 1
+            gen = self._fail_gen
             try:
                 while True:
                     try:
@@ -405,6 +442,8 @@ class Channel:
                         pass
                     if self.closed:
                         raise Closed(f"{self.name} is closed")
+                    if self._fail_gen != gen and self._fail_exc is not None:
+                        raise self._fail_exc
                     if deadline is None:
                         cond.wait()
                     else:
