@@ -228,7 +228,14 @@ class Socket:
             elif name == "recv_buffer":
                 self.channel.recv_capacity = max(1, v)
             elif name in self.protocol_cls.option_specs:
-                self.loop.call_soon_threadsafe(self._protocol.set_option, name, v)
+                # Applied before returning, so the next message sees it.
+                if _running_loop() is self.loop or self.loop.is_closed():
+                    self._protocol.set_option(name, v)
+                else:
+                    run_sync(self.loop, self._aset_protocol_option(name, v), "set option")
+
+    async def _aset_protocol_option(self, name: str, value: Any) -> None:
+        self._protocol.set_option(name, value)
 
     def __getattr__(self, name: str) -> Any:
         opts = self.__dict__.get("options")

@@ -45,10 +45,9 @@ large bodies that arrive in their own ``bytearray``, so they are not copied
 again) and hands the message to the channel.  When the channel is full the
 delivering pipe pauses until :meth:`Pair1Protocol.recv_space`.
 
-Raw sockets never grant the channel send credit (:meth:`can_send` is False
-in raw mode), so every raw send reaches :meth:`try_send` while its caller
-still waits, and a malformed header is reported to that caller instead of
-being dropped from the channel's hand-off queue.
+Raw sends are checked in the caller's own thread (the channel's
+``check_send`` hook) before they can be batched, so a malformed header is
+reported to its caller instead of being dropped from the hand-off queue.
 """
 
 from __future__ import annotations
@@ -116,6 +115,11 @@ def _raw_send_header(header: BytesLike) -> bytes:
     return _HOP_WORDS[word + 1]
 
 
+def _check_raw_send(msg: Message) -> None:
+    """Refuse a bad raw header in the sender's thread (the channel's check_send)."""
+    _raw_send_header(msg.header)
+
+
 class Pair1Protocol(Protocol):
     """PAIR v1, monogamous or polyamorous, cooked or raw."""
 
@@ -138,6 +142,8 @@ class Pair1Protocol(Protocol):
         #: Pipes paused because the receive queue is full.
         self._paused: dict[int, Pipe] = {}
         self._deliver = host.channel.deliver
+        if raw:
+            host.channel.check_send = _check_raw_send
 
     # ------------------------------------------------------------ pipes
 
@@ -236,8 +242,6 @@ class Pair1Protocol(Protocol):
         return True
 
     def can_send(self) -> bool:
-        if self.raw:
-            return False  # see the module header: raw sends are checked by try_send
         if self._poly:
             return bool(self._pipes)
         peer = self.peer
