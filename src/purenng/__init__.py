@@ -39,6 +39,9 @@ _LAZY: dict[str, str] = {
     "Message": "purenng.core.message",
     "Pipe": "purenng.core.pipe",
     "configure_plugins": "purenng.core.registry",
+    # devices
+    "adevice": "purenng.device",
+    "device": "purenng.device",
     # errors
     "AddressInUse": "purenng.core.errors",
     "BadAddress": "purenng.core.errors",
@@ -94,7 +97,9 @@ __all__ = [
     "TryAgain",
     "WrongThread",
     "__version__",
+    "adevice",
     "configure_plugins",
+    "device",
 ]
 
 
@@ -102,9 +107,14 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'purenng' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    mod = importlib.import_module(module)
+    # Bind every public name of that module at once: importing a submodule
+    # binds the *module* to the package attribute of the same name
+    # (purenng.device), which must not hide the function of that name.
+    for other, where in _LAZY.items():
+        if where == module:
+            globals()[other] = getattr(mod, other)
+    return globals()[name]
 
 
 def __dir__() -> list[str]:
@@ -201,3 +211,5 @@ if TYPE_CHECKING:
     from .core.sockets import (
         Surveyor0 as Surveyor0,
     )
+    from .device import adevice as adevice
+    from .device import device as device

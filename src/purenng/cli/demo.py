@@ -20,9 +20,7 @@ as it arrives, so the two voices interleave in real time.  Every wait is
 bounded by ``--timeout``; whatever happens, the child is terminated (then
 killed) before :func:`run` returns.
 
-Request/reply: REQ0/REP0 are not written yet, so PAIR0 stands in; a PAIR0
-exchange used strictly as send-then-receive is the same conversation.  The
-switch is the one line :data:`REQUEST_REPLY`.
+Request/reply uses REQ0/REP0 (:data:`REQUEST_REPLY` names the classes).
 
 Exit status: 0 when every exchange happened as expected, 1 otherwise.
 """
@@ -47,8 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["REQUEST_REPLY", "add_arguments", "run"]
 
 #: The (requester, replier) socket classes, by name on :mod:`purenng`.
-#: Switch to ("Req0", "Rep0") once those protocols exist.
-REQUEST_REPLY = ("Pair0", "Pair0")
+REQUEST_REPLY = ("Req0", "Rep0")
 
 _READY = "READY "
 _QUIT = b"quit"

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("purenng.cli.demo", "REQ/REP and PUSH/PULL across two processes over tcp"),
     "plugins": ("purenng.cli.plugins", "list transport and protocol plugins and their status"),
     "bench": ("purenng.cli.bench", "throughput against pynng and pyzmq, with ratios"),
+    "cat": ("purenng.cli.cat", "nngcat-compatible command line client"),
 }
 
 

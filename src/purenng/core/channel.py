@@ -112,6 +112,13 @@ class Channel:
         #: so that a bad message fails its caller even on the batched path
         #: (e.g. a raw header the protocol refuses).  Raises to refuse.
         self.check_send: Callable[[Message], None] | None = None
+        #: For protocols that hand messages out on demand (REQ and REP hold a
+        #: reply or request until a receive asks, so that it is the one the
+        #: application saw).  Called on the loop as ``on_recv_wait(poll)``
+        #: when a receive finds the queue empty: ``poll=False`` once it waits
+        #: (deliver only while :attr:`has_receiver` holds), ``poll=True`` for
+        #: a non-blocking receive (deliver now, it is taken at once).
+        self.on_recv_wait: Callable[[bool], None] | None = None
         self._fail_gen = 0
         self._fail_exc: BaseException | None = None
         # send side
@@ -160,10 +167,60 @@ class Channel:
         """Messages received and not yet taken by the application."""
         return len(self._rq)
 
+    def drop_oldest(self) -> Message | None:
+        """Remove and return the oldest queued message, or None (loop only).
+
+        For protocols that make room by dropping rather than by pausing a
+        peer (SUB with ``prefer_new``).  A receiver in another thread taking
+        a message at the same moment only means this one finds the next.
+        """
+        try:
+            return self._rq.popleft()
+        except IndexError:
+            return None
+
+    def discard_queued(self, keep: Callable[[Message], bool]) -> int:
+        """Drop the queued messages ``keep`` refuses; how many went (loop only).
+
+        The others keep their order.  Receivers in other threads pop from the
+        left while this runs, so positions are counted from the right, which
+        only the loop changes: a message taken meanwhile is simply gone.
+        """
+        rq = self._rq
+        snapshot = list(rq)
+        n = len(snapshot)
+        dropped = 0
+        for i in range(n - 1, -1, -1):
+            if keep(snapshot[i]):
+                continue
+            try:
+                del rq[i - n + dropped]
+            except IndexError:
+                break  # this one and all older ones were taken by receivers
+            dropped += 1
+        return dropped
+
     @property
     def has_receiver(self) -> bool:
         """Whether someone waits in ``arecv``/``recv`` right now (loop only)."""
         return bool(self._thread_waiters) or any(not f.done() for f, _ in self._recv_waiters)
+
+    def requeue(self, msg: Message) -> None:
+        """Give back a message whose receiver was cancelled after taking it (loop only).
+
+        It goes to the next receiver, ahead of everything queued.
+        """
+        waiters = self._recv_waiters
+        while waiters:
+            fut, timer = waiters.popleft()
+            if timer is not None:
+                timer.cancel()
+            if _resolve(fut, msg):
+                return
+        self._rq.appendleft(msg)
+        if self._thread_waiters:
+            with self._cond:
+                self._cond.notify()
 
     def fail_receivers(self, exc: BaseException) -> None:
         """Fail every receive waiting right now with ``exc`` (loop only).
@@ -277,6 +334,8 @@ class Channel:
     async def arecv(self, timeout: float | None, block: bool = True) -> Message:
         """Receive on the owning loop."""
         rq = self._rq
+        if not rq and not block and self.on_recv_wait is not None and not self.closed:
+            self.on_recv_wait(True)
         if rq:
             msg = rq.popleft()
             if self._wants_space:
@@ -285,7 +344,7 @@ class Channel:
         if self.closed:
             raise Closed(f"{self.name} is closed")
         if self.recv_error is not None:
-            raise self.recv_error
+            raise self.recv_error.with_traceback(None)  # shared instance: do not grow it
         if not block:
             raise TryAgain(f"nothing to receive on {self.name}")
         fut: asyncio.Future[Message] = self.loop.create_future()
@@ -293,6 +352,8 @@ class Channel:
         if timeout is not None:
             timer = self.loop.call_later(timeout, self._recv_timed_out, fut)
         self._recv_waiters.append((fut, timer))
+        if self.on_recv_wait is not None:
+            self.on_recv_wait(False)
         try:
             return await fut
         except asyncio.CancelledError:
@@ -412,6 +473,8 @@ class Channel:
         """Receive from a thread that is not the owning loop's."""
         check_not_on_loop(self.loop, "recv")
         rq = self._rq
+        if not rq and not block and self.on_recv_wait is not None and not self.closed:
+            self._demand(poll=True, wait=True)
         try:
             msg = rq.popleft()
         except IndexError:
@@ -423,7 +486,7 @@ class Channel:
         if self.closed:
             raise Closed(f"{self.name} is closed")
         if self.recv_error is not None:
-            raise self.recv_error
+            raise self.recv_error.with_traceback(None)  # shared instance: do not grow it
         if not block:
             raise TryAgain(f"nothing to receive on {self.name}")
         deadline = None
@@ -433,6 +496,8 @@ class Channel:
         with cond:
             self._thread_waiters += 1
             gen = self._fail_gen
+            if self.on_recv_wait is not None:
+                self._demand(poll=False, wait=False)
             try:
                 while True:
                     try:
@@ -456,6 +521,25 @@ class Channel:
         if self._wants_space:
             self._space_from_thread()
         return msg
+
+    def _demand(self, *, poll: bool, wait: bool) -> None:
+        """Run :attr:`on_recv_wait` on the loop for a receiver in another thread."""
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                hook = self.on_recv_wait
+                if hook is not None and not self.closed:
+                    hook(poll)
+            finally:
+                done.set()
+
+        try:
+            self.loop.call_soon_threadsafe(run)
+        except RuntimeError:
+            return
+        if wait:
+            done.wait()
 
     def _space_from_thread(self) -> None:
         if len(self._rq) <= self.recv_capacity // 2:

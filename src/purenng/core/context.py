@@ -17,6 +17,7 @@ from .channel import Channel
 from .errors import NotSupported
 from .loop import run_sync
 from .message import Message
+from .options import validate
 from .pipe import next_id
 
 if TYPE_CHECKING:
@@ -52,6 +53,25 @@ class Context:
         self.channel.can_send = self._impl.can_send
         self.recv_timeout: float | None = sock.options["recv_timeout"]
         self.send_timeout: float | None = sock.options["send_timeout"]
+
+    def __getattr__(self, name: str) -> Any:
+        # Per-context protocol options (REQ ``resend_time``...) live on the
+        # protocol's context object, which lists them in ``option_specs``;
+        # its methods (SUB ``subscribe``...) are listed in ``context_methods``.
+        impl = self.__dict__.get("_impl")
+        if name in getattr(impl, "option_specs", ()) or name in getattr(
+            impl, "context_methods", ()
+        ):
+            return getattr(impl, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute or option {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        impl = self.__dict__.get("_impl")
+        specs = getattr(impl, "option_specs", None)
+        if specs and name in specs:
+            setattr(impl, name, validate(specs[name], value))
+        else:
+            object.__setattr__(self, name, value)
 
     def send(self, data: BytesLike, *, block: bool = True) -> None:
         """Send on this context (blocking; not on the owning loop)."""
@@ -94,7 +114,7 @@ class Context:
         coro = self.channel.arecv(self.recv_timeout, block)
         if _running_loop() is self.socket.loop:
             return await coro
-        result: Message = await _bridge(self.socket.loop, coro)
+        result: Message = await _bridge(self.socket.loop, coro, self.channel.requeue)
         return result
 
     def close(self) -> None:

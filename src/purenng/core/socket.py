@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .channel import Channel
@@ -468,6 +469,8 @@ class Socket:
         """
         from .endpoint import Dialer
 
+        if _running_loop() is not self.loop:  # another loop, or trio
+            return await _bridge(self.loop, self.adial(url, block=block, **options))
         self._check_open()
         u = parse_url(url)
         transport, opts = self._endpoint_options(u, options, dial=True)
@@ -501,6 +504,8 @@ class Socket:
         """
         from .endpoint import Listener
 
+        if _running_loop() is not self.loop:  # another loop, or trio
+            return await _bridge(self.loop, self.alisten(url, **options))
         self._check_open()
         u = parse_url(url)
         transport, opts = self._endpoint_options(u, options, dial=False)
@@ -582,7 +587,9 @@ class Socket:
             raise NotSupported(f"{self.protocol_cls.name} sockets cannot receive")
         if _running_loop() is self.loop:
             return await self.channel.arecv(self._recv_timeout, block)
-        return await _bridge(self.loop, self.channel.arecv(self._recv_timeout, block))
+        return await _bridge(
+            self.loop, self.channel.arecv(self._recv_timeout, block), self.channel.requeue
+        )
 
     # ------------------------------------------------------------ contexts
 
@@ -712,13 +719,82 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-async def _bridge(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on ``loop`` and await it from another asyncio loop."""
-    cfut = asyncio.run_coroutine_threadsafe(coro, loop)
+async def _bridge(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, T],
+    orphan: Callable[[T], None] | None = None,
+) -> T:
+    """Run ``coro`` on ``loop`` and await it from another asyncio loop or trio.
+
+    Cancellation loses nothing: the task on ``loop`` is cancelled and its real
+    end awaited.  If it finished first (a message was already received), its
+    result goes to ``orphan`` on ``loop`` (a receive puts the message back at
+    the head of the queue) and the cancellation propagates.
+    """
+    if "trio" in sys.modules:
+        from ._trio import in_trio, run_on_loop
+
+        if in_trio():
+            return await run_on_loop(loop, coro)
+    here = asyncio.get_running_loop()
+    result: asyncio.Future[T] = here.create_future()
+    tasks: list[asyncio.Task[T]] = []
+
+    def copy(task: asyncio.Task[T]) -> None:  # on the caller's loop
+        if result.done():
+            return
+        if task.cancelled():
+            result.cancel()
+        elif (exc := task.exception()) is not None:
+            result.set_exception(exc)
+        else:
+            result.set_result(task.result())
+
+    def done(task: asyncio.Task[T]) -> None:  # on ``loop``
+        try:
+            here.call_soon_threadsafe(copy, task)
+        except RuntimeError:  # the caller's loop is gone: keep what we got
+            if orphan is not None and not task.cancelled() and task.exception() is None:
+                orphan(task.result())
+
+    def start() -> None:  # on ``loop``
+        task = loop.create_task(coro)
+        tasks.append(task)
+        task.add_done_callback(done)
+
     try:
-        return await asyncio.wrap_future(cfut)
-    finally:
-        cfut.cancel()
+        loop.call_soon_threadsafe(start)
+    except RuntimeError as exc:
+        coro.close()
+        raise Closed("the socket's event loop is closed") from exc
+    try:
+        return await asyncio.shield(result)
+    except asyncio.CancelledError:
+        if result.done() and not result.cancelled():
+            pass  # finished in the same turn: handled below
+        else:
+            try:
+                loop.call_soon_threadsafe(lambda: tasks and tasks[0].cancel())
+            except RuntimeError:
+                raise
+            while not result.done():
+                try:
+                    await asyncio.shield(result)
+                except asyncio.CancelledError:
+                    continue  # still waiting for the task's real end
+                except Exception:
+                    break
+        if (
+            orphan is not None
+            and result.done()
+            and not result.cancelled()
+            and result.exception() is None
+        ):
+            try:
+                loop.call_soon_threadsafe(orphan, result.result())
+            except RuntimeError:
+                pass
+        raise
 
 
 def _cannot_send(msg: Message) -> bool:

@@ -7,6 +7,7 @@ this module imports no protocol code.
 
 from __future__ import annotations
 
+from .errors import NotSupported
 from .socket import Socket
 
 __all__ = [
@@ -59,6 +60,26 @@ class Sub0(Socket):
 
     protocol_name = "sub0"
 
+    def subscribe(self, topic: bytes | str) -> None:
+        """Receive messages whose body starts with ``topic`` (``str``: UTF-8).
+
+        ``b""`` subscribes to everything; with no subscription nothing is
+        received.  Applied before returning; callable from any thread.
+
+        Raises:
+            NotSupported: the socket is raw (it does not filter).
+        """
+        _sub_call(self, "subscribe", topic)
+
+    def unsubscribe(self, topic: bytes | str) -> None:
+        """Undo :meth:`subscribe`; queued messages that no longer match go.
+
+        Raises:
+            BadOption: ``topic`` is not subscribed.
+            NotSupported: the socket is raw.
+        """
+        _sub_call(self, "unsubscribe", topic)
+
 
 class Req0(Socket):
     """REQ: send requests, receive replies."""
@@ -88,3 +109,11 @@ class Bus0(Socket):
     """BUS: every message to every directly connected peer."""
 
     protocol_name = "bus0"
+
+
+def _sub_call(sock: Socket, what: str, topic: bytes | str) -> None:
+    """Hand a subscription change to the protocol (which runs it on its loop)."""
+    fn = getattr(sock._protocol, what, None)
+    if fn is None:
+        raise NotSupported(f"{sock.protocol_cls.name} sockets have no {what}")
+    fn(topic)

@@ -1,0 +1,713 @@
+"""REQ v0 (0x30) and REP v0 (0x31): request/reply, cooked and raw, with contexts.
+
+Wire format (``reference/wire-protocols.md`` §1.2): a request carries a
+*backtrace* in front of its body, a stack of 32-bit big-endian words.  The
+requester pushes one word, the request id, with bit 31 set: it marks the
+bottom of the stack.  Every device on the way pushes the 31-bit id of the
+pipe the request came in on (bit 31 clear).  The replier sends the whole
+stack back in front of its reply; each device pops its word to find the pipe
+to forward on, and the requester matches the id.
+
+Cooked REQ (NNG ``src/sp/protocol/reqrep0/req.c``):
+
+* Each context (the socket itself is one) has at most one request
+  outstanding.  Request ids come from a per-socket counter with a random
+  start; the low 31 bits are never 0 and no two outstanding requests share
+  an id.
+* Send picks a ready pipe round robin and writes ``id + body``.  With no
+  ready pipe it waits (back-pressure) and, once taken, the request is on the
+  wire: a send returns only after that.
+* A new send abandons the previous request of its context: a receive
+  waiting for it fails with :class:`BadState` (NNG: ECANCELED), and its
+  reply, should one come, is dropped like any unknown id.
+* Receive before any request, or a second receive after the reply was
+  taken, raises :class:`BadState` at once (NNG_ESTATE).
+* Replies are matched by id; unknown or stale ids are dropped and counted
+  (``stale_replies``, ``drops``).  A reply shorter than 4 bytes closes the
+  pipe.  A 4-byte word without bit 31 is just an unknown id: dropped, as NNG
+  does.
+* ``resend_time`` (seconds, default 60, per socket and per context; None or
+  0 disables) resends a request that got no reply in that time, and a
+  request whose pipe goes away is resent at once on another pipe (or on
+  the next one to come).  Both are counted in ``resends``.  NNG checks
+  resends on a 1 s tick, so its resends come up to a second late; purenng
+  keeps one timer per request and resends on time.  With resends disabled,
+  losing the pipe fails the receive with :class:`ConnectionReset` (a waiting
+  receive at once, else the next ones until the next send).
+* The reply is held by the context until a receive asks for it, so that a
+  new send can still discard a reply nobody took (NNG keeps it the same way).
+
+Cooked REP (NNG ``rep.c``):
+
+* A request's backtrace is moved out of the body word by word up to and
+  including the first word with bit 31 set.  More than ``ttl_max`` words
+  (1..15, default 8) drops the message (``ttl_drops``, ``drops``) and keeps
+  the pipe, a body that ends before such a word closes the pipe (a
+  malformed request).
+* Requests wait in arrival order until a receive (of the socket or of any
+  context) asks; each receive gets exactly one and its context remembers the
+  backtrace and the pipe.  Requests whose pipe closed meanwhile are dropped.
+  When ``recv_buffer`` requests wait, the pipe that delivers more pauses.
+* Send replies to the last request the context received, on its pipe, and
+  forgets it: a send with no request raises :class:`BadState`.  If the pipe
+  is gone the reply is dropped silently (the send succeeds, as NNG's does);
+  if it is full the send waits for it.
+
+Raw mode (for devices, as NNG's ``xreq.c`` and ``xrep.c``; no contexts):
+
+* Raw REQ sends ``msg.header + msg.body`` unchanged, round robin with
+  back-pressure.  On receive the header is the backtrace words up to and
+  including the first with bit 31 set (a body that runs out closes the pipe).
+* Raw REP puts the 4-byte id of the pipe a request came from first in the
+  header, then the backtrace (TTL and malformed rules as cooked).  A send
+  takes the first header word as the pipe id, strips it and writes the rest
+  of the header and the body to that pipe through a per-pipe queue of
+  :data:`XREP_QUEUE` messages.  A header shorter than 4 bytes, an unknown
+  pipe or a full queue drops the message silently (``drops``): a raw REP
+  never blocks on one slow requester.
+
+Theory of operation: requests and replies are handed to the application on
+demand.  Cooked sockets and contexts set ``channel.on_recv_wait``; the
+channel calls it when a receive waits (or polls) with nothing queued, and
+the protocol delivers one message only while that receive is still waiting.
+This is what binds "the request this context received" to exactly the
+message the application got.  Cooked sends never get the channel's batching
+credit (:meth:`can_send` is False) so that every send reaches ``try_send``
+while its caller waits, and a :class:`BadState` reaches the caller.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..core.errors import BadState, ConnectionReset, NotSupported
+from ..plugin import Message, OptionSpec, Protocol, duration, hookimpl, integer
+
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Mapping
+
+    from ..core.channel import Channel
+    from ..core.message import BytesLike
+    from ..plugin import Pipe, ProtocolHost, Registry
+
+__all__ = ["XREP_QUEUE", "Rep0Protocol", "Req0Protocol", "backtrace_length"]
+
+#: Messages a raw REP queues per pipe behind the pipe's own buffer (NNG: 64).
+XREP_QUEUE = 64
+#: The bit that ends a backtrace (set in request ids).
+END_BIT = 0x80000000
+
+#: :func:`backtrace_length` results that are not lengths.
+MALFORMED = -1
+TOO_MANY_HOPS = -2
+
+_TTL = OptionSpec(
+    "ttl_max",
+    integer(1, 15),
+    8,
+    "most backtrace words (hops) a request may carry (NNG: 1..15, default 8)",
+)
+_RESEND = OptionSpec(
+    "resend_time",
+    duration(),
+    60.0,
+    "seconds before an unanswered request is sent again; None or 0: never",
+)
+_REQ_OPTIONS: Mapping[str, OptionSpec] = {s.name: s for s in (_TTL, _RESEND)}
+_REQ_CONTEXT_OPTIONS: Mapping[str, OptionSpec] = {_RESEND.name: _RESEND}
+_REP_OPTIONS: Mapping[str, OptionSpec] = {_TTL.name: _TTL}
+
+
+def backtrace_length(payload: bytes | bytearray, ttl: int | None) -> int:
+    """Bytes of backtrace at the front of ``payload``.
+
+    Words are taken up to and including the first with bit 31 set.  Checked
+    before each word, in NNG's order: more than ``ttl`` words (None: no
+    limit) is :data:`TOO_MANY_HOPS`, running out of bytes is
+    :data:`MALFORMED`.
+    """
+    n = len(payload)
+    limit = n // 4 + 1 if ttl is None else ttl
+    off = 0
+    for _ in range(limit):
+        if off + 4 > n:
+            return MALFORMED
+        if payload[off] & 0x80:
+            return off + 4
+        off += 4
+    return TOO_MANY_HOPS
+
+
+def _split(payload: bytes | bytearray, n: int) -> tuple[bytes, BytesLike]:
+    """Header bytes and body of ``payload`` cut at ``n``.
+
+    Small payloads are bytes (slicing copies little); a large one arrived in
+    its own bytearray and its body is viewed, not copied.
+    """
+    if type(payload) is bytes:
+        return payload[:n], payload[n:]
+    return bytes(payload[:n]), memoryview(payload)[n:]
+
+
+def _no_request() -> BadState:
+    return BadState("no request outstanding: send one before receiving")
+
+
+# ---------------------------------------------------------------- REQ
+
+
+class _ReqContext:
+    """One conversation of a cooked REQ socket: at most one request outstanding."""
+
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = _REQ_CONTEXT_OPTIONS
+
+    def __init__(self, proto: Req0Protocol, channel: Channel) -> None:
+        self.proto = proto
+        self.channel = channel
+        self.resend_time: float | None = proto.host.options.get("resend_time", 60.0)
+        self.closed = False
+        #: The outstanding request: its id, wire header and body.
+        self.req_id = 0
+        self.request: tuple[bytes, BytesLike] | None = None
+        #: The pipe the request was last written to.
+        self.pipe: Pipe | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        #: A reply not yet taken by a receive.
+        self.reply: Message | None = None
+        #: The message of a send waiting for a pipe (see :meth:`try_send`).
+        self.offered: Message | None = None
+        channel.recv_error = _no_request()
+        channel.on_recv_wait = self.recv_wait
+
+    # -- application side -------------------------------------------------
+
+    def try_send(self, msg: Message) -> bool:
+        proto = self.proto
+        if msg is not self.offered:
+            # A new request: the previous one is abandoned now, even if this
+            # one has to wait for a pipe (as NNG does).
+            self.abandon("request canceled by a newer request on the same context")
+            self.offered = msg
+        pipe = proto.pick_pipe()
+        if pipe is None:
+            proto.blocked[self] = None
+            return False
+        self.offered = None
+        rid = proto.alloc_id(self)
+        self.req_id = rid
+        self.request = (rid.to_bytes(4, "big"), msg.body)
+        self.channel.recv_error = None
+        self.transmit(pipe)
+        return True
+
+    def can_send(self) -> bool:
+        return False  # no batching credit: see the module header
+
+    def recv_wait(self, poll: bool) -> None:
+        """A receive asks for the reply (channel hook, on the loop)."""
+        ch = self.channel
+        if ch.recv_queued or self.closed or not (poll or ch.has_receiver):
+            return
+        reply = self.reply
+        if reply is not None:
+            self.reply = None
+            ch.recv_error = _no_request()
+            ch.deliver(reply)
+        elif not poll and ch.recv_error is not None:
+            # The state changed after the receiver looked (a thread race).
+            ch.fail_receivers(ch.recv_error)
+
+    def close(self) -> None:
+        self.closed = True
+        self.reset()
+        self.proto.blocked.pop(self, None)
+        self.proto.contexts.pop(self, None)
+
+    # -- protocol side ------------------------------------------------------
+
+    def transmit(self, pipe: Pipe) -> None:
+        """Write the outstanding request to ``pipe`` and arm the resend timer."""
+        assert self.request is not None
+        header, body = self.request
+        pipe.write(header, body)
+        self.pipe = pipe
+        self.proto.by_pipe.setdefault(pipe.id, {})[self] = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.resend_time:
+            self.timer = self.proto.host.loop.call_later(self.resend_time, self._resend_due)
+
+    def _resend_due(self) -> None:
+        self.timer = None
+        if not self.closed and self.request is not None:
+            self.proto.resend(self)
+
+    def detach(self) -> None:
+        """Forget the pipe the request was written to."""
+        pipe = self.pipe
+        if pipe is not None:
+            self.pipe = None
+            on_pipe = self.proto.by_pipe.get(pipe.id)
+            if on_pipe is not None:
+                on_pipe.pop(self, None)
+
+    def reset(self) -> None:
+        """Drop the outstanding request and any untaken reply."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.req_id:
+            self.proto.requests.pop(self.req_id, None)
+            self.req_id = 0
+        self.request = None
+        self.reply = None
+        self.detach()
+        self.proto.resend_queue.pop(self, None)
+
+    def abandon(self, reason: str) -> None:
+        """Forget the current request; a receive waiting for it fails."""
+        ch = self.channel
+        if (self.request is not None or self.reply is not None) and ch.has_receiver:
+            ch.fail_receivers(BadState(reason))
+        self.reset()
+        ch.recv_error = _no_request()
+
+    def got_reply(self, msg: Message) -> None:
+        self.reset()
+        ch = self.channel
+        if not ch.recv_queued and ch.has_receiver:
+            ch.recv_error = _no_request()
+            ch.deliver(msg)
+        else:
+            self.reply = msg  # recv_error stays None: the next receive takes it
+
+    def connection_lost(self, pipe: Pipe) -> None:
+        """The request's pipe closed and resends are off (NNG: ECONNRESET)."""
+        ch = self.channel
+        self.reset()
+        exc = ConnectionReset(f"pipe {pipe.id} closed before the reply came (resends are off)")
+        if ch.has_receiver:
+            ch.fail_receivers(exc)
+            ch.recv_error = _no_request()
+        else:
+            ch.recv_error = exc
+
+
+class Req0Protocol(Protocol):
+    """REQ v0, cooked (contexts, resends) or raw."""
+
+    name = "req0"
+    self_id = 0x30
+    peer_id = 0x31
+    self_name = "req"
+    peer_name = "rep"
+    option_specs = _REQ_OPTIONS
+
+    def __init__(self, host: ProtocolHost, raw: bool) -> None:
+        super().__init__(host, raw)
+        self._ready: deque[Pipe] = deque()
+        self._in_ready: set[int] = set()
+        #: Raw mode: pipes paused because the receive queue is full.
+        self._paused: dict[int, Pipe] = {}
+        #: Cooked mode state, shared by the contexts.
+        self.requests: dict[int, _ReqContext] = {}
+        self.by_pipe: dict[int, dict[_ReqContext, None]] = {}
+        self.blocked: dict[_ReqContext, None] = {}
+        self.resend_queue: dict[_ReqContext, None] = {}
+        self.contexts: dict[_ReqContext, None] = {}
+        self._next_id = random.randrange(1, END_BIT)
+        self._default: _ReqContext | None = None
+        if not raw:
+            self._default = _ReqContext(self, host.channel)
+            self.contexts[self._default] = None
+
+    # ------------------------------------------------------------ pipes
+
+    def add_pipe(self, pipe: Pipe) -> bool:
+        if self.raw and self._paused:
+            pipe.pause_reading()  # the application is behind: start paused too
+            self._paused[pipe.id] = pipe
+        self._mark_ready(pipe)
+        return True
+
+    def _mark_ready(self, pipe: Pipe) -> None:
+        if pipe.id not in self._in_ready and not pipe.closed:
+            self._in_ready.add(pipe.id)
+            self._ready.append(pipe)
+        self._serve_waiting()
+
+    def remove_pipe(self, pipe: Pipe) -> None:
+        self._paused.pop(pipe.id, None)
+        if pipe.id in self._in_ready:
+            self._in_ready.discard(pipe.id)
+            try:
+                self._ready.remove(pipe)
+            except ValueError:
+                pass
+        for ctx in self.by_pipe.pop(pipe.id, {}):
+            ctx.pipe = None
+            if ctx.request is None:
+                continue
+            if ctx.resend_time:
+                self.resend(ctx)
+            else:
+                ctx.connection_lost(pipe)
+
+    def pipe_writable(self, pipe: Pipe) -> None:
+        self._mark_ready(pipe)
+
+    def pick_pipe(self) -> Pipe | None:
+        """The next ready pipe, round robin, or None."""
+        ready = self._ready
+        while ready:
+            pipe = ready.popleft()
+            if pipe.closed or not pipe.writable:
+                self._in_ready.discard(pipe.id)
+                continue
+            ready.append(pipe)
+            return pipe
+        return None
+
+    def _serve_waiting(self) -> None:
+        """A pipe is ready: queued resends first, then waiting senders."""
+        queue = self.resend_queue
+        while queue:
+            ctx = next(iter(queue))
+            if ctx.closed or ctx.request is None:
+                del queue[ctx]
+                continue
+            pipe = self.pick_pipe()
+            if pipe is None:
+                return
+            del queue[ctx]
+            ctx.transmit(pipe)
+            self.host.count("resends")
+        if self.raw:
+            self.host.channel.send_ready()
+            return
+        for ctx in list(self.blocked):
+            if not self._ready:
+                break
+            # try_send puts it back if it still cannot go.
+            del self.blocked[ctx]
+            ctx.channel.send_ready()
+
+    def resend(self, ctx: _ReqContext) -> None:
+        """Send ``ctx``'s request again, on the next ready pipe."""
+        ctx.detach()
+        pipe = self.pick_pipe()
+        if pipe is None:
+            self.resend_queue[ctx] = None
+            return
+        ctx.transmit(pipe)
+        self.host.count("resends")
+
+    def alloc_id(self, ctx: _ReqContext) -> int:
+        """A fresh request id (bit 31 set, low bits never 0) owned by ``ctx``."""
+        n = self._next_id
+        while True:
+            rid = END_BIT | n
+            n = n + 1 if n < END_BIT - 1 else 1
+            if rid not in self.requests:
+                break
+        self._next_id = n
+        self.requests[rid] = ctx
+        return rid
+
+    # ------------------------------------------------------------ receive
+
+    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
+        if self.raw:
+            n = backtrace_length(payload, None)
+            if n < 0:
+                self.host.reject_pipe(pipe, "malformed REP reply: no end of backtrace")
+                return
+            header, body = _split(payload, n)
+            if not self.host.channel.deliver(Message(body, header, pipe)) and (
+                pipe.id not in self._paused
+            ):
+                pipe.pause_reading()
+                self._paused[pipe.id] = pipe
+            return
+        if len(payload) < 4:
+            self.host.reject_pipe(pipe, "malformed REP reply: shorter than a request id")
+            return
+        ctx = self.requests.get(int.from_bytes(payload[:4], "big"))
+        if ctx is None:
+            self.host.count("stale_replies")
+            self.host.count("drops")
+            return
+        _, body = _split(payload, 4)
+        ctx.got_reply(Message(body, b"", pipe))
+
+    def recv_space(self) -> None:
+        paused, self._paused = self._paused, {}
+        for pipe in paused.values():
+            if not pipe.closed:
+                pipe.resume_reading()
+
+    # ------------------------------------------------------------ send
+
+    def try_send(self, msg: Message) -> bool:
+        if self._default is not None:
+            return self._default.try_send(msg)
+        pipe = self.pick_pipe()
+        if pipe is None:
+            return False
+        pipe.write(msg.header, msg.body)
+        return True
+
+    def can_send(self) -> bool:
+        return self.raw and bool(self._ready)
+
+    def new_context(self, channel: Channel) -> _ReqContext:
+        """A context with its own outstanding request (cooked only, as NNG).
+
+        Raises:
+            NotSupported: the socket is raw.
+        """
+        if self.raw:
+            raise NotSupported("raw REQ sockets have no contexts")
+        ctx = _ReqContext(self, channel)
+        self.contexts[ctx] = None
+        return ctx
+
+    # ------------------------------------------------------------ options
+
+    def set_option(self, name: str, value: Any) -> None:
+        if name == "resend_time" and self._default is not None:
+            self._default.resend_time = value
+
+    def close(self) -> None:
+        for ctx in list(self.contexts):
+            ctx.reset()
+        self.blocked.clear()
+
+
+# ---------------------------------------------------------------- REP
+
+
+class _RepContext:
+    """One conversation of a cooked REP socket: the request it must answer."""
+
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = {}
+
+    def __init__(self, proto: Rep0Protocol, channel: Channel) -> None:
+        self.proto = proto
+        self.channel = channel
+        self.closed = False
+        self.pipe: Pipe | None = None
+        self.backtrace: bytes | None = None
+        channel.on_recv_wait = self.recv_wait
+
+    def recv_wait(self, poll: bool) -> None:
+        """A receive asks for a request (channel hook, on the loop)."""
+        ch = self.channel
+        if ch.recv_queued or self.closed or not (poll or ch.has_receiver):
+            return
+        item = self.proto.next_pending()
+        if item is not None:
+            self.take(*item)
+        elif not poll:
+            self.proto.wanting[self] = None
+
+    def take(self, pipe: Pipe, backtrace: bytes, body: BytesLike) -> None:
+        self.pipe = pipe
+        self.backtrace = backtrace
+        self.channel.deliver(Message(body, b"", pipe))
+
+    def try_send(self, msg: Message) -> bool:
+        backtrace = self.backtrace
+        if backtrace is None:
+            raise BadState("no request to reply to: receive one first")
+        pipe = self.pipe
+        if pipe is None or pipe.closed:
+            # The requester went away: it lost interest in the reply.
+            self.backtrace = self.pipe = None
+            self.proto.host.count("drops")
+            return True
+        if not pipe.writable:
+            self.proto.waiting.setdefault(pipe.id, {})[self] = None
+            return False
+        pipe.write(backtrace, msg.body)
+        self.backtrace = self.pipe = None
+        return True
+
+    def can_send(self) -> bool:
+        return False  # no batching credit: see the module header
+
+    def close(self) -> None:
+        self.closed = True
+        self.proto.wanting.pop(self, None)
+        pipe = self.pipe
+        if pipe is not None:
+            self.proto.waiting.get(pipe.id, {}).pop(self, None)
+        self.backtrace = self.pipe = None
+
+
+class Rep0Protocol(Protocol):
+    """REP v0, cooked (contexts) or raw."""
+
+    name = "rep0"
+    self_id = 0x31
+    peer_id = 0x30
+    self_name = "rep"
+    peer_name = "req"
+    option_specs = _REP_OPTIONS
+
+    def __init__(self, host: ProtocolHost, raw: bool) -> None:
+        super().__init__(host, raw)
+        self._ttl: int = host.options.get("ttl_max", 8)
+        self._pipes: dict[int, Pipe] = {}
+        self._paused: dict[int, Pipe] = {}
+        #: Raw mode: per-pipe send queues.
+        self._queues: dict[int, deque[tuple[bytes, BytesLike]]] = {}
+        #: Cooked mode: requests nobody asked for yet, contexts asking,
+        #: contexts whose reply waits for a full pipe.
+        self._pending: deque[tuple[Pipe, bytes, BytesLike]] = deque()
+        self.wanting: dict[_RepContext, None] = {}
+        self.waiting: dict[int, dict[_RepContext, None]] = {}
+        self._default: _RepContext | None = None if raw else _RepContext(self, host.channel)
+
+    # ------------------------------------------------------------ pipes
+
+    def add_pipe(self, pipe: Pipe) -> bool:
+        self._pipes[pipe.id] = pipe
+        if self.raw:
+            self._queues[pipe.id] = deque()
+        if self._paused:
+            pipe.pause_reading()  # the application is behind: start paused too
+            self._paused[pipe.id] = pipe
+        return True
+
+    def remove_pipe(self, pipe: Pipe) -> None:
+        self._pipes.pop(pipe.id, None)
+        self._paused.pop(pipe.id, None)
+        queued = self._queues.pop(pipe.id, None)
+        if queued:
+            self.host.count("drops", len(queued))
+        for ctx in list(self.waiting.pop(pipe.id, {})):
+            ctx.channel.send_ready()  # its try_send now drops the reply
+
+    def pipe_writable(self, pipe: Pipe) -> None:
+        if self.raw:
+            queue = self._queues.get(pipe.id)
+            while queue and pipe.writable:
+                header, body = queue.popleft()
+                pipe.write(header, body)
+            return
+        for ctx in list(self.waiting.pop(pipe.id, {})):
+            ctx.channel.send_ready()
+
+    # ------------------------------------------------------------ receive
+
+    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
+        n = backtrace_length(payload, self._ttl)
+        if n < 0:
+            if n == TOO_MANY_HOPS:
+                self.host.count("ttl_drops")
+                self.host.count("drops")
+            else:
+                self.host.reject_pipe(pipe, "malformed REQ request: no end of backtrace")
+            return
+        header, body = _split(payload, n)
+        if self.raw:
+            header = pipe.id.to_bytes(4, "big") + header
+            if not self.host.channel.deliver(Message(body, header, pipe)):
+                self._pause(pipe)
+            return
+        wanting = self.wanting
+        while wanting:
+            ctx = next(iter(wanting))
+            del wanting[ctx]
+            ch = ctx.channel
+            if not ctx.closed and ch.has_receiver and not ch.recv_queued:
+                ctx.take(pipe, header, body)
+                return
+        self._pending.append((pipe, header, body))
+        if len(self._pending) >= self.host.channel.recv_capacity:
+            self._pause(pipe)
+
+    def _pause(self, pipe: Pipe) -> None:
+        if pipe.id not in self._paused:
+            pipe.pause_reading()
+            self._paused[pipe.id] = pipe
+
+    def next_pending(self) -> tuple[Pipe, bytes, BytesLike] | None:
+        """The oldest request whose pipe is still open (cooked mode)."""
+        pending = self._pending
+        while pending:
+            item = pending.popleft()
+            if self._paused and len(pending) <= self.host.channel.recv_capacity // 2:
+                self._resume()
+            if item[0].closed:
+                self.host.count("drops")  # nobody is left to answer
+                continue
+            return item
+        return None
+
+    def recv_space(self) -> None:
+        # Cooked: the application's queue is not where requests wait.
+        if self.raw or len(self._pending) <= self.host.channel.recv_capacity // 2:
+            self._resume()
+
+    def _resume(self) -> None:
+        paused, self._paused = self._paused, {}
+        for pipe in paused.values():
+            if not pipe.closed:
+                pipe.resume_reading()
+
+    # ------------------------------------------------------------ send
+
+    def try_send(self, msg: Message) -> bool:
+        if self._default is not None:
+            return self._default.try_send(msg)
+        header = msg.header
+        pipe = self._pipes.get(int.from_bytes(header[:4], "big")) if len(header) >= 4 else None
+        if pipe is None:
+            # No pipe id, or the requester is gone: dropped, as NNG does.
+            self.host.count("drops")
+            return True
+        rest = bytes(header[4:])
+        queue = self._queues[pipe.id]
+        if not queue and pipe.writable:
+            pipe.write(rest, msg.body)
+        elif len(queue) < XREP_QUEUE:
+            queue.append((rest, msg.body))
+        else:
+            self.host.count("drops")
+        return True
+
+    def can_send(self) -> bool:
+        return self.raw
+
+    def new_context(self, channel: Channel) -> _RepContext:
+        """A context that receives one request and replies to it (cooked only).
+
+        Raises:
+            NotSupported: the socket is raw.
+        """
+        if self.raw:
+            raise NotSupported("raw REP sockets have no contexts")
+        return _RepContext(self, channel)
+
+    # ------------------------------------------------------------ options
+
+    def set_option(self, name: str, value: Any) -> None:
+        if name == "ttl_max":
+            self._ttl = value
+
+    def close(self) -> None:
+        self._pending.clear()
+        self.wanting.clear()
+        self.waiting.clear()
+
+
+@hookimpl
+def purenng_register_protocols(registry: Registry) -> None:
+    registry.add_protocol(Req0Protocol)
+    registry.add_protocol(Rep0Protocol)
