@@ -766,3 +766,34 @@ def test_device_between_req_and_rep() -> None:
             stop.set()
             for t in threads:
                 t.join(LONG)
+
+
+def test_closing_the_socket_closes_its_contexts() -> None:
+    """A context's pending receive fails with Closed when its socket closes."""
+    import threading
+
+    rep = purenng.Rep0(listen="tcp://127.0.0.1:0")
+    ctx = rep.new_context()
+    ctx.recv_timeout = 10
+    errors: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            ctx.recv()
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    for _ in range(2000):
+        if ctx.channel._thread_waiters:
+            break
+        threading.Event().wait(0.005)
+    rep.close()
+    t.join(5)
+    assert not t.is_alive()
+    assert len(errors) == 1
+    assert isinstance(errors[0], purenng.Closed)
+    assert ctx.closed
+    with pytest.raises(purenng.Closed):
+        ctx.send(b"late")

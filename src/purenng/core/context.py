@@ -53,6 +53,8 @@ class Context:
         self.channel.can_send = self._impl.can_send
         self.recv_timeout: float | None = sock.options["recv_timeout"]
         self.send_timeout: float | None = sock.options["send_timeout"]
+        # Closing the socket closes its contexts (their waiters get Closed).
+        sock._contexts.add(self)
 
     def __getattr__(self, name: str) -> Any:
         # Per-context protocol options (REQ ``resend_time``...) live on the
@@ -133,8 +135,12 @@ class Context:
         self._close_now()
 
     def _close_now(self) -> None:
+        self.__dict__["closed"] = True
+        if self.channel.closed:
+            return
         self.channel.close()
         self._impl.close()
+        self.socket._contexts.discard(self)
 
     def __enter__(self) -> Context:
         return self

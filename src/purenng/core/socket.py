@@ -27,6 +27,7 @@ import asyncio
 import enum
 import logging
 import sys
+import weakref
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .channel import Channel
@@ -42,6 +43,7 @@ from .url import parse_url
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
+    from .context import Context
     from .endpoint import Dialer, Listener
     from .message import BytesLike
     from .pipe import Pipe
@@ -120,6 +122,7 @@ class Socket:
     _logged: set[str]
     _specs: dict[str, OptionSpec]
     _setup: list[asyncio.Task[Any]]
+    _contexts: weakref.WeakSet[Context]
     _recv_timeout: float | None
     _send_timeout: float | None
 
@@ -153,6 +156,7 @@ class Socket:
         d["_logged"] = set()
         d["_specs"] = {**SOCKET_OPTIONS, **proto_cls.option_specs}
         d["_setup"] = []
+        d["_contexts"] = weakref.WeakSet()
         opts: dict[str, Any] = {name: spec.default for name, spec in self._specs.items()}
         if proto_cls.default_recv_buffer is not None:
             opts["recv_buffer"] = proto_cls.default_recv_buffer
@@ -637,6 +641,8 @@ class Socket:
             return
         self.__dict__["closed"] = True
         self.channel.close()
+        for ctx in list(self._contexts):
+            ctx._close_now()
         for t in self._setup:
             t.cancel()
         for d in list(self._dialers):
