@@ -191,3 +191,26 @@ def test_bad_endpoint_options(sock: purenng.Socket, kw: dict[str, Any], match: s
         sock.listen("tcp://127.0.0.1:0", **kw)
     assert sock.dialers == []
     assert sock.listeners == []
+
+
+def test_socket_whose_constructor_failed_leaves_nothing_to_close() -> None:
+    """A socket refused for a bad option is not half-closed later by the GC."""
+    import gc
+    import threading
+
+    from purenng.core.loop import background_loop
+
+    loop = background_loop()
+    errors: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        with pytest.raises(purenng.BadOption):
+            purenng.Pair0(recv_timeout="x")
+        gc.collect()
+        flushed = threading.Event()
+        loop.call_soon_threadsafe(flushed.set)
+        assert flushed.wait(5)
+    finally:
+        loop.set_exception_handler(previous)
+    assert errors == []

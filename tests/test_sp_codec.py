@@ -329,3 +329,13 @@ def test_garbage_ends_in_purenng_error_with_bounded_buffers(
     if dec.error is None:
         # No error: everything delivered is what the frames said, in order.
         assert len(c.protocols) == 1
+
+
+@pytest.mark.parametrize(
+    ("first_bytes", "hint"),
+    [(b"\x16\x03\x01\x02\x00\x01\x00\x01", "tls+tcp://"), (b"GET / HT", "ws://")],
+)
+def test_handshake_error_hints_at_the_right_transport(first_bytes: bytes, hint: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_handshake(first_bytes)
+    assert hint in str(info.value)

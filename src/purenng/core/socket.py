@@ -146,7 +146,7 @@ class Socket:
         d["id"] = next_id()
         d["loop"] = current_loop()
         d["raw"] = raw
-        d["closed"] = False
+        d["closed"] = True  # until fully built: nothing to close before that
         d["_pipes"] = {}
         d["_dialers"] = []
         d["_listeners"] = []
@@ -178,6 +178,7 @@ class Socket:
         self.channel.try_send = self._protocol.try_send
         self.channel.can_send = self._protocol.can_send
         self.channel.on_space = self._protocol.recv_space
+        d["closed"] = False
         d["_recv_timeout"] = opts["recv_timeout"]
         d["_send_timeout"] = opts["send_timeout"]
         try:

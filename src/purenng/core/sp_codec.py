@@ -80,9 +80,15 @@ def parse_handshake(data: bytes | bytearray | memoryview) -> int:
     """
     if len(data) != HANDSHAKE_SIZE:
         raise ProtocolError(f"SP header must be 8 bytes, got {len(data)}")
-    magic, proto, reserved = _HEADER.unpack(bytes(data))
+    raw = bytes(data)
+    magic, proto, reserved = _HEADER.unpack(raw)
     if magic != _MAGIC:
-        raise ProtocolError(f"not an SP peer: bad connection header {bytes(data)!r}")
+        hint = ""
+        if raw[:2] == b"\x16\x03":
+            hint = " (it looks like a TLS handshake: listen on tls+tcp:// for TLS peers)"
+        elif raw[:4] in (b"GET ", b"POST", b"HEAD", b"PUT "):
+            hint = " (it looks like HTTP: listen on ws:// for WebSocket peers)"
+        raise ProtocolError(f"not an SP peer: bad connection header {raw!r}{hint}")
     if reserved != b"\x00\x00":
         raise ProtocolError(f"SP header has non-zero reserved bytes {reserved!r}")
     return int(proto)
