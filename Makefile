@@ -7,8 +7,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.purenng-installed
 PYTEST_ARGS ?=
+# nng-ssl (NNG 2.0 with Mbed TLS, the TLS interop peer) installs the same `nng`
+# module as the `nng` package, so it gets a venv of its own.
+NNGSSL       := .venv-nngssl
+NNGSSL_STAMP := $(NNGSSL)/.purenng-installed
 
-.PHONY: demo test lint typecheck check bench clean
+.PHONY: demo test lint typecheck check bench clean nngssl
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +20,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+$(NNGSSL_STAMP):
+	@test -x $(NNGSSL)/bin/python || $(PYTHON) -m venv $(NNGSSL)
+	$(NNGSSL)/bin/python -m pip install --quiet nng-ssl==0.2.0 \
+		&& touch $(NNGSSL_STAMP) \
+		|| echo "warning: nng-ssl not installed; its TLS interop tests will skip (or fail with PURENNG_REQUIRE_PEERS)"
+
+nngssl: $(NNGSSL_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/purenng demo
 
-test: $(STAMP)
+test: $(STAMP) $(NNGSSL_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -35,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/purenng bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) $(NNGSSL) .pytest_cache .mypy_cache .ruff_cache build dist

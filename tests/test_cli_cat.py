@@ -166,6 +166,8 @@ def test_unknown_format_raises() -> None:
         (["--surveyor"], "surveyor0"),
         (["--respondent"], "respondent0"),
         (["--bus"], "bus0"),
+        (["--surv"], "surveyor0"),  # abbreviations, as nngcat takes them
+        (["--resp"], "respondent0"),
         (["--pair"], "pair1"),
         (["--pair", "--compat"], "pair0"),
         (["--pair0"], "pair0"),
@@ -176,6 +178,16 @@ def test_protocol_aliases(flags: list[str], proto: str) -> None:
     data = [] if proto in ("sub0", "pull0") else ["--data", "x"]
     cfg = cat.configure(parse(*flags, "--dial", "tcp://127.0.0.1:1", *data))
     assert cfg.protocol == proto
+
+
+@pytest.mark.parametrize("flag", ["--re", "--pu", "--pa"])
+def test_ambiguous_abbreviation_is_a_usage_error(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(flag, "--dial", "inproc://x")
+    assert info.value.code == 2
+    assert "ambiguous option" in capsys.readouterr().err
 
 
 def test_addresses_keep_order_and_expand_shorthands() -> None:

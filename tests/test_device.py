@@ -182,13 +182,12 @@ async def test_blocking_device_on_the_owning_loop_is_refused() -> None:
             purenng.device(a, b)
 
 
-def test_device_is_callable_whichever_way_it_was_imported() -> None:
-    # Importing the submodule binds it to purenng.device; it stays callable.
-    mod = importlib.import_module("purenng.device")
-    assert callable(mod)
-    assert callable(purenng.device)
+def test_device_is_the_function_whichever_way_it_was_imported() -> None:
+    mod = importlib.import_module("purenng.devices")
+    assert purenng.device is mod.device
+    assert purenng.adevice is mod.adevice
     with purenng.Pull0() as cooked, pytest.raises(BadState):
-        mod(cooked)
+        purenng.device(cooked)
 
 
 # ------------------------------------------------------------------ one-way and two-way

@@ -44,7 +44,13 @@ def test_wheel_contains_plugins_toml_and_entry_points(tmp_path: Path) -> None:
         assert "purenng/py.typed" in names
         (ep_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         entry_points = zf.read(ep_name).decode()
-    for name in ("tcp", "tcp4", "tcp6", "ipc", "unix", "abstract", "inproc"):
+    transports = ("tcp", "tcp4", "tcp6", "ipc", "unix", "abstract", "inproc", "ws", "wss")
+    for name in transports:
         assert f"{name} = purenng.transports." in entry_points
-    for name in ("pair0", "pair1", "push0", "pull0"):
+    assert '"tls+tcp" = purenng.transports.tls' in entry_points or (
+        "tls+tcp = purenng.transports.tls" in entry_points
+    )
+    for name in ("pair0", "pair1", "push0", "pull0", "req0", "rep0", "pub0", "sub0"):
+        assert f"{name} = purenng.protocols." in entry_points
+    for name in ("surveyor0", "respondent0", "bus0"):
         assert f"{name} = purenng.protocols." in entry_points

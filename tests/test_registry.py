@@ -29,8 +29,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-BUILTIN_TRANSPORTS = {"tcp", "tcp4", "tcp6", "ipc", "unix", "abstract", "inproc"}
-BUILTIN_PROTOCOLS = {"pair0", "pair1", "push0", "pull0"}
+BUILTIN_TRANSPORTS = {
+    "tcp", "tcp4", "tcp6", "ipc", "unix", "abstract", "inproc",
+    "tls+tcp", "tls+tcp4", "tls+tcp6", "ws", "ws4", "ws6", "wss", "wss4", "wss6",
+}  # fmt: skip
+BUILTIN_PROTOCOLS = {
+    "pair0", "pair1", "push0", "pull0", "req0", "rep0", "pub0", "sub0",
+    "surveyor0", "respondent0", "bus0",
+}  # fmt: skip
 
 # A plugin module serving the schemes it is given: a renamed tcp transport.
 TRANSPORT_MODULE = """

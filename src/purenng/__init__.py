@@ -39,9 +39,11 @@ _LAZY: dict[str, str] = {
     "Message": "purenng.core.message",
     "Pipe": "purenng.core.pipe",
     "configure_plugins": "purenng.core.registry",
+    # TLS
+    "TLSConfig": "purenng.tls",
     # devices
-    "adevice": "purenng.device",
-    "device": "purenng.device",
+    "adevice": "purenng.devices",
+    "device": "purenng.devices",
     # errors
     "AddressInUse": "purenng.core.errors",
     "BadAddress": "purenng.core.errors",
@@ -56,6 +58,7 @@ _LAZY: dict[str, str] = {
     "NotSupported": "purenng.core.errors",
     "PluginError": "purenng.core.errors",
     "ProtocolError": "purenng.core.errors",
+    "TLSError": "purenng.core.errors",
     "Timeout": "purenng.core.errors",
     "TryAgain": "purenng.core.errors",
     "WrongThread": "purenng.core.errors",
@@ -93,6 +96,8 @@ __all__ = [
     "Socket",
     "Sub0",
     "Surveyor0",
+    "TLSConfig",
+    "TLSError",
     "Timeout",
     "TryAgain",
     "WrongThread",
@@ -102,9 +107,14 @@ __all__ = [
     "device",
 ]
 
+#: Submodules reachable as attributes without an explicit import (``purenng.stream.dial``).
+_SUBMODULES = frozenset({"stream", "tls"})
+
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
+    if module is None and name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     if module is None:
         raise AttributeError(f"module 'purenng' has no attribute {name!r}")
     mod = importlib.import_module(module)
@@ -168,6 +178,9 @@ if TYPE_CHECKING:
         Timeout as Timeout,
     )
     from .core.errors import (
+        TLSError as TLSError,
+    )
+    from .core.errors import (
         TryAgain as TryAgain,
     )
     from .core.errors import (
@@ -211,5 +224,6 @@ if TYPE_CHECKING:
     from .core.sockets import (
         Surveyor0 as Surveyor0,
     )
-    from .device import adevice as adevice
-    from .device import device as device
+    from .devices import adevice as adevice
+    from .devices import device as device
+    from .tls import TLSConfig as TLSConfig

@@ -52,7 +52,8 @@ Differences from nngcat 1.5.2, all deliberate:
   accept fractions of a second (``0.25``); nngcat takes whole seconds.
 * ``--pair`` works as documented (nngcat 1.5.2 ignores it and then reports
   "No protocol specified.").
-* Usage errors found by the argument parser (an unknown or ambiguous flag, a
+* Long flags may be abbreviated while unambiguous, as in nngcat; usage
+  errors found by the argument parser (an unknown or ambiguous flag, a
   missing value) exit with status 2 and argparse's message; ``--help``
   exits with 0.  A value that starts with ``-`` must be attached
   (``--data=-x`` or ``-D-x``).  nngcat's ``--flag:value`` form is not
@@ -124,20 +125,25 @@ MAX_SECONDS = 86400
 _INT32_MAX = 0x7FFFFFFF
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 
-# Protocol flags: (flags, protocol, help).  The first flag is the canonical name.
+# Protocol flags: (flags, protocol, help).  As in nngcat, an alias that is
+# the only flag its name is a prefix of (``--req`` of ``--req0``) is not
+# registered: the parser's prefix matching finds it, and an abbreviation such
+# as ``--surv`` stays unambiguous.  ``--sub`` (also a prefix of
+# ``--subscribe``) and ``--pair`` (of ``--pair0`` and ``--pair1``) are
+# registered, as nngcat does.
 _PROTOCOL_FLAGS: tuple[tuple[tuple[str, ...], str, str], ...] = (
-    (("--req0", "--req"), "req0", "REQ v0: send a request, print the reply"),
-    (("--rep0", "--rep"), "rep0", "REP v0: print requests, answer with --data/--file"),
-    (("--pub0", "--pub"), "pub0", "PUB v0: publish --data/--file"),
+    (("--req0",), "req0", "REQ v0 (or --req): send a request, print the reply"),
+    (("--rep0",), "rep0", "REP v0 (or --rep): print requests, answer with the data"),
+    (("--pub0",), "pub0", "PUB v0 (or --pub): publish the data"),
     (("--sub0", "--sub"), "sub0", "SUB v0: print what matches --subscribe (default: all)"),
-    (("--push0", "--push"), "push0", "PUSH v0: push --data/--file"),
-    (("--pull0", "--pull"), "pull0", "PULL v0: print what is pushed"),
-    (("--surveyor0", "--surveyor"), "surveyor0", "SURVEYOR v0: survey, print the responses"),
-    (("--respondent0", "--respondent"), "respondent0", "RESPONDENT v0: answer surveys"),
+    (("--push0",), "push0", "PUSH v0 (or --push): push the data"),
+    (("--pull0",), "pull0", "PULL v0 (or --pull): print what is pushed"),
+    (("--surveyor0",), "surveyor0", "SURVEYOR v0 (or --surveyor): survey, print responses"),
+    (("--respondent0",), "respondent0", "RESPONDENT v0 (or --respondent): answer surveys"),
     (("--pair0",), "pair0", "PAIR v0"),
     (("--pair1",), "pair1", "PAIR v1 (not with --compat)"),
     (("--pair",), "pair", "PAIR v1, or PAIR v0 with --compat"),
-    (("--bus0", "--bus"), "bus0", "BUS v0"),
+    (("--bus0",), "bus0", "BUS v0 (or --bus)"),
 )
 
 # Address flags: (flags, mode, metavar, help).
@@ -193,6 +199,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Send and receive SP messages from the command line, with nngcat's flags: "
         "purenng cat <proto> <addr>... [<fmt>] [<opts>...] [<src>]"
     )
+    # The protocol aliases rely on prefix matching (see _PROTOCOL_FLAGS).
+    parser.allow_abbrev = True
     proto = parser.add_argument_group("protocol (exactly one)")
     for flags, name, text in _PROTOCOL_FLAGS:
         proto.add_argument(*flags, dest="protocols", action="append_const", const=name, help=text)
@@ -565,21 +573,25 @@ class _Cat:
         self.out = out
 
     def print_message(self, body: bytes) -> None:
+        """Print one received body; flushed at once so pipelines see it live."""
         if self.cfg.format == "no":
             return
         self.out.write(format_message(self.cfg.format, body))
         self.out.flush()
 
     def say(self, text: str) -> None:
+        """A ``--verbose`` line; on standard output, as nngcat prints it."""
         self.out.write(text.encode() + b"\n")
         self.out.flush()
 
     def fail(self, what: str, exc: BaseException) -> Fatal:
+        """The fatal error for ``exc`` in nngcat's words: ``what: reason``."""
         return Fatal(f"{what}: {_strerror(exc)}")
 
     # ------------------------------------------------------------ setup
 
     def subscribe(self) -> None:
+        """SUB: subscribe before any endpoint starts, so nothing is missed."""
         sock = self.sock
         for topic in self.cfg.topics:
             try:
@@ -590,6 +602,12 @@ class _Cat:
                 ) from None
 
     def start_endpoints(self) -> None:
+        """Listen and dial in command line order.
+
+        A dial waits for its first connection unless ``--async``/``--compat``
+        asked for a background dial: a script then learns at once that the
+        peer is not there, as with nngcat.
+        """
         from ..core.errors import BadAddress, BadOption, NotSupported
 
         for mode, url in self.cfg.addresses:
@@ -612,6 +630,7 @@ class _Cat:
     # ------------------------------------------------------------ loops
 
     def send_data(self) -> None:
+        """Send ``--data``/``--file``; a failure (e.g. ``--send-timeout``) is fatal."""
         from ..core.errors import Error
 
         assert self.cfg.data is not None
@@ -710,6 +729,7 @@ class _Cat:
                     time.sleep(left)
 
     def main_loop(self) -> None:
+        """Run the loop nngcat runs for this protocol (see the module header)."""
         proto, has_data = self.cfg.protocol, self.cfg.data is not None
         if proto in ("sub0", "pull0"):
             self.recv_loop()
@@ -744,6 +764,7 @@ def _tls_config(fields: dict[str, Any]) -> Any:
 
 
 def _open_socket(cfg: CatConfig) -> Socket:
+    """The socket with its options; a missing or broken protocol plugin is fatal."""
     import purenng
 
     options: dict[str, Any] = {}

@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("purenng.cli.plugins", "list transport and protocol plugins and their status"),
     "bench": ("purenng.cli.bench", "throughput against pynng and pyzmq, with ratios"),
     "cat": ("purenng.cli.cat", "nngcat-compatible command line client"),
+    "serve": ("purenng.cli.serve", "static files, REST and SP-over-WebSocket on one HTTP port"),
+    "cert": ("purenng.cli.cert", "make a development CA and TLS certificates (tls+tcp, wss)"),
 }
 
 

@@ -2,9 +2,10 @@
 
 Rules:
 
-* Every entry point of both groups (``purenng.transports``,
-  ``purenng.protocols``) is listed, grouped by kind, with its name (URL scheme
-  or protocol), distribution and version, module and status.  The statuses are
+* Every entry point of every group (``purenng.transports``,
+  ``purenng.protocols``, ``purenng.tls_engines``) is listed, grouped by
+  kind, with its name (URL scheme, protocol or engine), distribution and
+  version, module and status.  The statuses are
   those of :meth:`purenng.core.registry.Registry.describe`: ``loaded``,
   ``available``, ``disabled: why``, ``shadowed: served by ...`` and
   ``broken: why``.
@@ -51,7 +52,7 @@ ENV_VARS: dict[str, str] = {
     "XDG_CONFIG_HOME": "where the user file is looked for (default ~/.config)",
 }
 
-_KIND_TITLES = {"transport": "Transports", "protocol": "Protocols"}
+_KIND_TITLES = {"transport": "Transports", "protocol": "Protocols", "tls_engine": "TLS engines"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +91,8 @@ def _load_all(reg: Registry, statuses: list[PluginStatus]) -> dict[tuple[str, st
         try:
             if st.kind == "transport":
                 reg.transport(st.name)
+            elif st.kind == "tls_engine":
+                reg.tls_engine(st.name)
             else:
                 reg.protocol(st.name)
         except Exception as exc:  # a diagnostic tool reports whatever a plugin throws
@@ -112,6 +115,7 @@ def _config_facts(cfg: PluginConfig) -> dict[str, Any]:
         "schemes": dict(cfg.scheme_winners),
         "protocols": dict(cfg.protocol_winners),
         "transport": {k: dict(v) for k, v in cfg.transport_defaults.items()},
+        "tls_engine": cfg.tls_engine,
     }
 
 
@@ -207,6 +211,8 @@ def format_text(facts: dict[str, Any]) -> str:
         lines.append(f"  [protocols] {_pairs(cfg['protocols'])}")
     for name, opts in cfg["transport"].items():
         lines.append(f"  [transport.{name}] {_pairs(opts)}")
+    if cfg.get("tls_engine"):
+        lines.append(f"  [tls] engine = {cfg['tls_engine']!r}")
     lines.append("")
     lines.append("Environment:")
     rows = [

@@ -47,7 +47,7 @@ Not provided: ``pynng.lib`` / ``pynng.ffi`` (there is no C library),
 ``recv_fd`` / ``send_fd`` (purenng uses no notification descriptors; they
 raise :class:`NotSupported`), and TLS until purenng has a TLS transport.
 :func:`device` is an addition (pynng 0.9 has none); it forwards to
-:func:`purenng.device.device` and needs ``raw`` purenng sockets.
+:func:`purenng.device` and needs ``raw`` purenng sockets.
 """
 
 from __future__ import annotations
@@ -2050,7 +2050,7 @@ def device(sock1: Socket | CoreSocket, sock2: Socket | CoreSocket | None = None)
     """Forward messages between two raw sockets until one is closed.
 
     An addition to pynng 0.9's surface (NNG's ``nng_device``), forwarding to
-    :func:`purenng.device.device`.  pynng sockets cannot be raw, so pass raw
+    :func:`purenng.device`.  pynng sockets cannot be raw, so pass raw
     purenng sockets (``purenng.Rep0(raw=True)``).  With ``sock2`` omitted,
     ``sock1`` (PAIR or BUS) reflects what it receives.  Blocks until either
     socket is closed; run it in a thread.
@@ -2060,7 +2060,7 @@ def device(sock1: Socket | CoreSocket, sock2: Socket | CoreSocket | None = None)
         NotSupported: the protocols are not peers.
         Closed: a socket was closed already.
     """
-    from ..device import device as forward
+    from ..devices import device as forward
 
     a = sock1._sock if isinstance(sock1, Socket) else sock1
     b = sock2._sock if isinstance(sock2, Socket) else sock2

@@ -28,6 +28,9 @@ Schema::
     [transport.tcp]                      # defaults for a transport's options
     tcp_nodelay = true
 
+    [tls]
+    engine = "ssl"                       # the TLS engine TLSConfig uses by default
+
 A file that breaks the schema raises :class:`~purenng.core.errors.ConfigError`
 naming the file, the key and what was expected.
 """
@@ -57,7 +60,8 @@ def _normalize_entry(entry: str) -> str:
     return normalize_dist(dist) + sep + rest
 
 
-_TOP_KEYS = {"plugins", "schemes", "protocols", "transport"}
+_TOP_KEYS = {"plugins", "schemes", "protocols", "transport", "tls"}
+_TLS_KEYS = {"engine"}
 _PLUGIN_KEYS = {"disabled", "enabled"}
 
 
@@ -72,6 +76,7 @@ class PluginConfig:
         scheme_winners: Scheme -> distribution that serves it.
         protocol_winners: Protocol name -> distribution that serves it.
         transport_defaults: Option prefix or scheme -> option defaults.
+        tls_engine: The default TLS engine's name (``[tls] engine``), or None.
     """
 
     files: list[Path] = field(default_factory=list)
@@ -80,6 +85,7 @@ class PluginConfig:
     scheme_winners: dict[str, str] = field(default_factory=dict)
     protocol_winners: dict[str, str] = field(default_factory=dict)
     transport_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tls_engine: str | None = None
     #: Where each setting came from, for error messages and ``purenng plugins``.
     origin: dict[str, Path] = field(default_factory=dict)
 
@@ -211,6 +217,20 @@ def _merge_file(cfg: PluginConfig, path: Path) -> None:
         cfg.transport_defaults.setdefault(name, {}).update(table)
         for k in table:
             cfg.origin[f"transport:{name}.{k}"] = path
+    tls = data.get("tls", {})
+    if not isinstance(tls, dict):
+        raise ConfigError(f"{path}: [tls] must be a table")
+    bad = set(tls) - _TLS_KEYS
+    if bad:
+        raise ConfigError(
+            f"{path}: unknown key(s) {sorted(bad)} in [tls]; expected {sorted(_TLS_KEYS)}"
+        )
+    if "engine" in tls:
+        engine = tls["engine"]
+        if not isinstance(engine, str) or not engine:
+            raise ConfigError(f"{path}: tls.engine must be a TLS engine name, got {engine!r}")
+        cfg.tls_engine = engine
+        cfg.origin["tls:engine"] = path
     cfg.files.append(path)
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "NotSupported",
     "PluginError",
     "ProtocolError",
+    "TLSError",
     "Timeout",
     "TryAgain",
     "WrongThread",
@@ -71,6 +72,26 @@ class BadState(Error):
 
 class ProtocolError(Error):
     """The peer violated the SP protocol (NNG_EPROTO)."""
+
+
+class TLSError(ProtocolError):
+    """A TLS handshake failed (NNG_ECRYPTO / NNG_EPEERAUTH).
+
+    The message names the reason: an untrusted issuer, an expired
+    certificate, a host name mismatch, a missing client certificate, a peer
+    that does not speak TLS...
+
+    Attributes:
+        reason: The short reason, e.g. ``"certificate has expired"``.
+        verify_code: OpenSSL's verification code when a certificate did not
+            verify (10: expired, 20: untrusted issuer, 62: host mismatch...),
+            else None.
+    """
+
+    def __init__(self, message: str, reason: str = "", verify_code: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.verify_code = verify_code
 
 
 class MessageTooLarge(Error):

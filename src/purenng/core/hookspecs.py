@@ -1,10 +1,10 @@
 """The pluggy hook specifications: the only place hooks are declared.
 
-Both hooks are *historic*: the registry calls each once when it starts, and
+The hooks are *historic*: the registry calls each once when it starts, and
 pluggy replays the call for every plugin module registered later, so a
 plugin loaded lazily on first use of its scheme still registers.
 
-A plugin module implements one or both::
+A plugin module implements one or more of them::
 
     from purenng.plugin import hookimpl
 
@@ -30,6 +30,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "purenng_register_protocols",
+    "purenng_register_tls_engines",
     "purenng_register_transports",
 ]
 
@@ -51,6 +52,18 @@ def purenng_register_transports(registry: Registry) -> None:
 @hookspec(historic=True)
 def purenng_register_protocols(registry: Registry) -> None:
     """Register protocols with ``registry.add_protocol(protocol_class)``.
+
+    Args:
+        registry: The process-wide plugin registry.
+    """
+
+
+@hookspec(historic=True)
+def purenng_register_tls_engines(registry: Registry) -> None:
+    """Register TLS engines with ``registry.add_tls_engine(name, engine)``.
+
+    An engine turns a :class:`purenng.TLSConfig` into ``ssl.SSLContext``
+    objects (see :mod:`purenng.tls`).  Entry-point group: ``purenng.tls_engines``.
 
     Args:
         registry: The process-wide plugin registry.

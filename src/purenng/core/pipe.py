@@ -110,6 +110,37 @@ class Pipe:
         """The peer process' credentials, where the transport knows them."""
         return None
 
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The peer's verified TLS certificate (``ssl.SSLSocket.getpeercert()`` form), or None."""
+        return None
+
+    # -- application side -----------------------------------------------------
+
+    def send(self, data: BytesLike, *, block: bool = True) -> None:
+        """Send ``data`` through the socket, addressed to this pipe.
+
+        The socket's protocol decides what the address means: a polyamorous
+        PAIR1 or a raw socket sends on exactly this pipe; others route as
+        usual.  Blocking, like ``Socket.send``.
+
+        Raises:
+            Closed: the pipe belongs to no socket (never attached, or closed).
+        """
+        self._socket_or_closed().send_msg(_message(data, self), block=block)
+
+    async def asend(self, data: BytesLike, *, block: bool = True) -> None:
+        """Coroutine form of :meth:`send`."""
+        await self._socket_or_closed().asend_msg(_message(data, self), block=block)
+
+    def _socket_or_closed(self) -> Any:
+        sock = self.socket
+        if sock is None or self.closed:
+            from .errors import Closed
+
+            raise Closed(f"pipe {self.id} is closed")
+        return sock
+
     # -- convenience ----------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
@@ -133,3 +164,9 @@ class Pipe:
         return (
             f"<{type(self).__name__} id={self.id} {self.transport} peer={self.peer_id:#x} {state}>"
         )
+
+
+def _message(data: BytesLike, pipe: Pipe) -> Any:
+    from .message import Message
+
+    return Message(data, b"", pipe)

@@ -56,7 +56,14 @@ if TYPE_CHECKING:
 __all__ = ["GROUPS", "PluginStatus", "Registry", "configure_plugins", "get_registry"]
 
 #: Entry-point groups, by kind.
-GROUPS = {"transport": "purenng.transports", "protocol": "purenng.protocols"}
+GROUPS = {
+    "transport": "purenng.transports",
+    "protocol": "purenng.protocols",
+    "tls_engine": "purenng.tls_engines",
+}
+#: How each kind's names are called in messages, and its plugins.toml winners table.
+_WHAT = {"transport": "scheme", "protocol": "protocol", "tls_engine": "TLS engine"}
+_WINNERS_TABLE = {"transport": "schemes", "protocol": "protocols", "tls_engine": "tls.engines"}
 #: The distribution whose entry points count as built-in.
 OWN_DIST = "purenng"
 
@@ -66,7 +73,7 @@ class PluginStatus:
     """One entry point as ``purenng plugins`` shows it.
 
     Attributes:
-        kind: ``"transport"`` or ``"protocol"``.
+        kind: ``"transport"``, ``"protocol"`` or ``"tls_engine"``.
         name: The scheme or protocol name.
         dist: The distribution that declares it.
         value: The module path of the entry point.
@@ -107,12 +114,14 @@ class Registry:
         self._lock = threading.RLock()
         self._transports: dict[str, Transport] = {}
         self._protocols: dict[str, type[Protocol]] = {}
+        self._tls_engines: dict[str, Any] = {}
         self._owner: dict[tuple[str, str], str] = {}  # (kind, name) -> plugin id
         self._broken: dict[tuple[str, str], tuple[str, str]] = {}  # -> (plugin id, cause)
         self._loading: str | None = None
         self._loading_dist: str | None = None
         self.pm.hook.purenng_register_transports.call_historic(kwargs={"registry": self})
         self.pm.hook.purenng_register_protocols.call_historic(kwargs={"registry": self})
+        self.pm.hook.purenng_register_tls_engines.call_historic(kwargs={"registry": self})
 
     # ------------------------------------------------------------ called by plugins
 
@@ -125,10 +134,27 @@ class Registry:
         """Register a protocol class under its ``name``."""
         self._add("protocol", protocol.name, protocol, self._protocols)
 
+    def add_tls_engine(self, name: str, engine: Any) -> None:
+        """Register a TLS engine (a :class:`purenng.tls.TLSEngine`) under ``name``."""
+        self._add("tls_engine", name, engine, self._tls_engines)
+
+    def _table(self, kind: str) -> dict[str, Any]:
+        tables: dict[str, dict[str, Any]] = {
+            "transport": self._transports,
+            "protocol": self._protocols,
+            "tls_engine": self._tls_engines,
+        }
+        return tables[kind]
+
+    def _winners(self, kind: str) -> dict[str, str]:
+        if kind == "transport":
+            return self.config.scheme_winners
+        if kind == "protocol":
+            return self.config.protocol_winners
+        return {}
+
     def _add(self, kind: str, name: str, obj: Any, table: dict[str, Any]) -> None:
-        winners = (
-            self.config.scheme_winners if kind == "transport" else self.config.protocol_winners
-        )
+        winners = self._winners(kind)
         dist = self._loading_dist
         wanted = winners.get(name)
         if wanted is not None and dist is not None and dist != wanted:
@@ -175,10 +201,26 @@ class Registry:
             p = self._protocols[name]
         return p
 
+    def tls_engine(self, name: str | None = None) -> Any:
+        """The TLS engine called ``name`` (None: plugins.toml's ``[tls] engine``, else "ssl").
+
+        Raises:
+            PluginError: no plugin provides it, or it is disabled or broken.
+        """
+        if name is None:
+            name = self.config.tls_engine or "ssl"
+        e = self._tls_engines.get(name)
+        if e is None:
+            self._load("tls_engine", name)
+            e = self._tls_engines[name]
+        return e
+
     def option_spec(self, name: str) -> OptionSpec:
         """The spec of a transport option, found through its prefix.
 
-        ``tcp_nodelay`` loads the ``tcp`` transport and asks it.
+        ``tcp_nodelay`` loads the ``tcp`` transport and asks it.  A prefix
+        that is not a scheme names a family of schemes: ``tls_config`` loads
+        the first of ``tls+tcp``, ``tls+...`` that is installed.
 
         Raises:
             BadOption: no transport declares such an option.
@@ -193,6 +235,18 @@ class Registry:
             except PluginError:
                 pass
             else:
+                if name in t.option_specs:
+                    return t.option_specs[name]
+            family = sorted(
+                ep.name
+                for ep in entry_points(group=GROUPS["transport"])
+                if ep.name.startswith(prefix + "+")
+            )
+            for scheme in family:
+                try:
+                    t = self.transport(scheme)
+                except PluginError:
+                    continue
                 if name in t.option_specs:
                     return t.option_specs[name]
         raise BadOption(f"unknown option {name!r}")
@@ -243,7 +297,7 @@ class Registry:
 
     def _choose(self, kind: str, name: str) -> EntryPoint:
         eps = self._candidates(kind, name)
-        what = "scheme" if kind == "transport" else "protocol"
+        what = _WHAT[kind]
         if not eps:
             key = (kind, name)
             if key in self._broken:
@@ -265,10 +319,7 @@ class Registry:
             raise PluginError(f"{what} {name!r} is not available: " + "; ".join(reasons))
         if len(allowed) == 1:
             return allowed[0]
-        winners = (
-            self.config.scheme_winners if kind == "transport" else self.config.protocol_winners
-        )
-        wanted = winners.get(name)
+        wanted = self._winners(kind).get(name)
         if wanted is not None:
             for ep in allowed:
                 if _dist_name(ep) == wanted:
@@ -280,7 +331,7 @@ class Registry:
         own = [ep for ep in allowed if _dist_name(ep) == OWN_DIST]
         if own:
             return own[0]
-        table = "schemes" if kind == "transport" else "protocols"
+        table = _WINNERS_TABLE[kind]
         raise PluginError(
             f"{what} {name!r} is claimed by {', '.join(_dist_name(e) for e in allowed)}; "
             f'choose one in plugins.toml: [{table}] {name} = "<distribution>"'
@@ -288,7 +339,7 @@ class Registry:
 
     def _load(self, kind: str, name: str) -> None:
         with self._lock:
-            table: dict[str, Any] = self._transports if kind == "transport" else self._protocols
+            table = self._table(kind)
             if name in table:
                 return
             ep = self._choose(kind, name)
@@ -337,10 +388,7 @@ class Registry:
                     self.pm.unregister(module)
                 for key, owner in list(self._owner.items()):
                     if owner == plugin_id:
-                        table: dict[str, Any] = (
-                            self._transports if key[0] == "transport" else self._protocols
-                        )
-                        table.pop(key[1], None)
+                        self._table(key[0]).pop(key[1], None)
                         del self._owner[key]
                         self._broken[key] = (plugin_id, f"{type(exc).__name__}: {exc}")
                 raise PluginError(
@@ -352,10 +400,10 @@ class Registry:
     # ------------------------------------------------------------ reporting
 
     def describe(self) -> list[PluginStatus]:
-        """Every entry point in both groups, with its status (nothing is loaded)."""
+        """Every entry point in every group, with its status (nothing is loaded)."""
         out: list[PluginStatus] = []
         for kind, group in GROUPS.items():
-            table: dict[str, Any] = self._transports if kind == "transport" else self._protocols
+            table = self._table(kind)
             for ep in sorted(entry_points(group=group), key=lambda e: (e.name, _dist_name(e))):
                 dist = _dist_name(ep)
                 plugin_id = f"{dist}:{ep.value}"

@@ -317,6 +317,10 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
     def peer_credentials(self) -> Any:
         return self.extra("peer_credentials")
 
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        return self.extra("peercert") or None
+
 
 class _StreamDriver:
     """Makes a plain :class:`Stream` look like an asyncio transport to the pipe."""

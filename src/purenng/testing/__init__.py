@@ -5,6 +5,9 @@
 * :func:`snapshot_resources`, :func:`assert_no_leaks`, :func:`aassert_no_leaks`,
   :func:`no_leaks`, :func:`ano_leaks`: leak checks for fds, threads and tasks
   (:mod:`purenng.testing.leaks`).
+* :func:`make_dev_certs`: a throwaway CA with server and client
+  certificates for TLS tests (:mod:`purenng.testing.certs`, needs
+  ``cryptography``).
 * The pytest plugin (:mod:`purenng.testing.pytest_plugin`, loaded through the
   ``pytest11`` entry point) gives ``purenng_*`` fixtures.
 
@@ -34,12 +37,15 @@ _LAZY: dict[str, str] = {
     "find_leaks": "purenng.testing.leaks",
     "no_leaks": "purenng.testing.leaks",
     "snapshot_resources": "purenng.testing.leaks",
+    "DevCerts": "purenng.testing.certs",
+    "make_dev_certs": "purenng.testing.certs",
 }
 
 __all__ = [
     "CHECKS",
     "ConformanceError",
     "ConformanceReport",
+    "DevCerts",
     "LeakError",
     "Leaks",
     "ResourceSnapshot",
@@ -51,6 +57,7 @@ __all__ = [
     "check_transport",
     "check_transport_sync",
     "find_leaks",
+    "make_dev_certs",
     "no_leaks",
     "snapshot_resources",
 ]
@@ -70,6 +77,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .certs import DevCerts as DevCerts
+    from .certs import make_dev_certs as make_dev_certs
     from .conformance import CHECKS as CHECKS
     from .conformance import ConformanceError as ConformanceError
     from .conformance import ConformanceReport as ConformanceReport

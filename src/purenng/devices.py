@@ -57,8 +57,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from .core.errors import BadState, Closed, Error, NotSupported
@@ -250,18 +248,3 @@ def device(a: Socket, b: Socket | None = None) -> None:
     """
     _paths(a, b)  # refuse bad arguments here, in the caller's thread
     run_sync(a.loop, adevice(a, b), "device")
-
-
-class _CallableModule(types.ModuleType):
-    """``purenng.device`` is both this module and the function.
-
-    Importing ``purenng.device`` (``from purenng.device import adevice``)
-    makes Python bind the *module* to the package attribute ``device``; this
-    class keeps ``purenng.device(a, b)`` working then too.
-    """
-
-    def __call__(self, a: Socket, b: Socket | None = None) -> None:
-        device(a, b)
-
-
-sys.modules[__name__].__class__ = _CallableModule

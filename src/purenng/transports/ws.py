@@ -1,0 +1,817 @@
+"""The WebSocket transports: ``ws://``, ``ws4://``, ``ws6://``, ``wss://``, ``wss4://``, ``wss6://``.
+
+SP over WebSocket as NNG, nanomsg and mangos speak it
+(``reference/wire-protocols.md`` §2.4, §3.2, §4 items 5 to 9 and 24).
+
+URL forms: ``ws://host[:port][/path][?query]``.  The port defaults to 80
+(``ws``) or 443 (``wss``), the path to ``/``.  IPv6 hosts go in brackets.
+Listeners accept a wildcard host (empty, ``*``, ``0.0.0.0``, ``[::]``) and
+port 0 (the bound port is in ``listener.url`` and ``listener.port``).
+``ws4``/``wss4`` and ``ws6``/``wss6`` restrict the address family.  A
+dialer sends the path and query as its request target; a listener serves
+exactly its path (the query is ignored).
+
+Options (dialer, listener or socket):
+
+* ``ws_recv_frame_max``: largest frame accepted, bytes (1 MiB, NNG's
+  ``ws:rxframe-max``); 0: no limit.  Over it: close 1009.
+* ``ws_send_frame_max``: larger messages go out in frames of this many
+  bytes (64 KiB, NNG's ``ws:txframe-max``); 0: one frame per message.
+* ``recv_max_size`` (the socket option) limits the reassembled message;
+  over it: close 1009, counted as ``oversize``.
+* ``ws_request_headers`` / ``ws_response_headers``: extra headers (a dict of
+  str) for the dialer's upgrade request / the listener's 101 answer.
+* ``ws_ping_interval``: seconds between pings a pipe sends (None: never).
+  A pipe whose previous ping is still unanswered when the next is due
+  closes with :class:`~purenng.core.errors.Timeout`.
+* ``ws_handshake_timeout``: seconds for the connection and HTTP upgrade (10).
+* ``tls_config`` (wss only): a :class:`purenng.TLSConfig`.  A listener
+  needs one with a certificate; a dialer without one checks the server
+  against the system trust store.
+
+Rules:
+
+* The dialer asks for the **listener's** protocol as subprotocol
+  (``rep.sp.nanomsg.org`` from a REQ socket), the listener answers with its
+  own; a mismatch gets HTTP 400.  No SP header is exchanged: the peer
+  protocol follows from the subprotocol.
+* One SP message is one binary WebSocket message.  Text frames close the
+  pipe with 1003, bad framing with 1002, oversize with 1009.  Pings are
+  answered.  Closing a pipe sends a close frame (1000) before the TCP close;
+  a close frame from the peer is echoed, then the connection ends.
+* **Port sharing**: every listener joins the process' HTTP service for its
+  ``host:port`` (:mod:`purenng.http`), so several sockets can listen on one
+  port with different paths, next to static files and REST handlers of a
+  :class:`purenng.http.Server`, in either order.  A request for a path
+  nobody listens on gets 404 (the dialer raises ``ConnectionRefused``).
+
+Dependencies: the ``ws`` extra (``pip install 'purenng[ws]'``): websockets'
+sans-I/O framing and h11; why these is explained in
+:mod:`purenng.transports._ws_codec`.  They are imported on the first dial or
+listen, not when the plugin loads, so a missing extra breaks ws only, with
+an error that says what to install.
+
+Theory of operation: a dialer connects (TLS first for wss), writes the
+upgrade request and reads the answer with a small handshake protocol, then
+hands the transport to a :class:`WSPipe`.  A listener registers its path on
+the shared service, which runs the upgrade and calls :meth:`_WSListener.on_upgrade`
+with the transport.  A :class:`WSPipe` is the transport's
+``asyncio.Protocol``: received bytes go through the pure codec and
+complete messages straight to the socket; small frames written in one loop
+turn go out in one write.  Mirrors NNG's ``src/sp/transport/ws/websocket.c``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import BadOption, NotSupported, Timeout, TLSError
+from ..plugin import (
+    BadAddress,
+    ConnectionRefused,
+    ConnectionReset,
+    OptionSpec,
+    Pipe,
+    PipeListener,
+    PipeTransport,
+    duration,
+    hookimpl,
+    integer,
+    parse_host_port,
+)
+from ..tls import TLS_CONFIG_OPTION, TLSConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from ..core.message import BytesLike
+    from ..http._service import Service
+    from ..plugin import URL, ProtocolInfo, Registry
+    from ._ws_codec import ClientHandshake, WSCodec
+
+__all__ = ["WSURL", "WSPipe", "WSTransport", "parse_ws_url"]
+
+log = logging.getLogger("purenng")
+
+#: Seconds for the connection and upgrade unless ``ws_handshake_timeout`` says otherwise.
+HANDSHAKE_TIMEOUT = 10.0
+#: Frames of at least this size are written on their own, not coalesced.
+BIG_WRITE = 64 * 1024
+#: asyncio write buffer limits per pipe.
+WRITE_HIGH = 1 << 20
+WRITE_LOW = 256 * 1024
+
+_FAMILY = {
+    "ws": socket.AF_UNSPEC,
+    "ws4": socket.AF_INET,
+    "ws6": socket.AF_INET6,
+    "wss": socket.AF_UNSPEC,
+    "wss4": socket.AF_INET,
+    "wss6": socket.AF_INET6,
+}
+
+
+def _require_extra() -> None:
+    """Import the ``ws`` extra's libraries, or say what to install."""
+    missing = []
+    for name in ("h11", "websockets"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise NotSupported(
+            f"ws:// and wss:// need {' and '.join(missing)}: pip install 'purenng[ws]'"
+        )
+
+
+def _headers_value(value: Any) -> dict[str, str] | None:
+    """Option check: a dict of header names to values, both str, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise TypeError("expected a dict of str header names to str values, or None")
+    for k, v in value.items():
+        if not k or any(c in k for c in ":\r\n ") or any(c in v for c in "\r\n"):
+            raise ValueError(f"bad header {k!r}: {v!r}")
+    return dict(value)
+
+
+# ---------------------------------------------------------------- URLs
+
+
+@dataclass(frozen=True, slots=True)
+class WSURL:
+    """A parsed ws/wss URL.
+
+    Attributes:
+        host: The host as written, without IPv6 brackets ("" for the wildcard).
+        port: The port (default 80 or 443).
+        path: The path, ``/`` when none is given.
+        target: Path and query: the request target a dialer sends.
+        tls: True for wss.
+        family: The address family the scheme asks for.
+        wildcard: The host means every interface.
+    """
+
+    host: str
+    port: int
+    path: str
+    target: str
+    tls: bool
+    family: int
+    wildcard: bool
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` header value (``host:port``, IPv6 in brackets)."""
+        return f"{_format_host(self.host)}:{self.port}"
+
+
+def _format_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def parse_ws_url(url: URL) -> WSURL:
+    """Split a ws/wss URL (see the module header for the forms).
+
+    Raises:
+        BadAddress: the URL is malformed, with the reason.
+    """
+    rest = url.rest.split("#", 1)[0]
+    if any(c in rest for c in " \r\n\t"):
+        raise BadAddress(f"{url.raw!r}: white space in a URL; percent-encode it")
+    cut = len(rest)
+    for sep in ("/", "?"):
+        i = rest.find(sep)
+        if i >= 0:
+            cut = min(cut, i)
+    authority, target = rest[:cut], rest[cut:]
+    if target.startswith("?") or not target:
+        target = "/" + target
+    tls = url.scheme.startswith("wss")
+    hp = parse_host_port(url.with_rest(authority), default_port=443 if tls else 80)
+    family = _FAMILY.get(url.scheme, socket.AF_UNSPEC)
+    if family == socket.AF_INET and ":" in hp.host:
+        raise BadAddress(f"{url.raw!r}: {url.scheme} needs an IPv4 address")
+    if family == socket.AF_INET6 and hp.host.replace(".", "").isdigit() and "." in hp.host:
+        raise BadAddress(f"{url.raw!r}: {url.scheme} needs an IPv6 address")
+    path = target.split("?", 1)[0]
+    return WSURL(hp.host, hp.port, path, target, tls, family, hp.wildcard)
+
+
+# ---------------------------------------------------------------- the pipe
+
+
+class WSPipe(Pipe, asyncio.Protocol):
+    """A pipe that carries SP messages as WebSocket messages over one connection.
+
+    Made by :class:`WSTransport` (never by hand).  It is the asyncio protocol
+    of its connection from :meth:`start` on.
+
+    Attributes:
+        error: Why the pipe closed, if not normally (``MessageTooLarge``,
+            ``ProtocolError``, ``Timeout``, ``ConnectionResetError``...).
+        close_code: The close code the peer sent, if it sent a close frame.
+    """
+
+    def __init__(
+        self,
+        peer_id: int,
+        scheme: str,
+        codec: WSCodec,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        ping_interval: float | None = None,
+    ) -> None:
+        Pipe.__init__(self, peer_id, scheme)
+        self.error: BaseException | None = None
+        self._codec = codec
+        self._loop = loop
+        self._tr: Any = None
+        self._deliver: Callable[[Pipe, bytes | bytearray], None] | None = None
+        # Bytes read past the handshake, fed once the socket has admitted us.
+        self._trailing = b""
+        self._begun = False
+        self._paused = False
+        self._flush_handle: asyncio.Handle | None = None
+        self._begin_handle: asyncio.Handle | None = None
+        self._ping_interval = ping_interval
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._ping_outstanding = False
+        self._ping_seq = 0
+        self._ping_waiters: list[tuple[bytes, asyncio.Future[None]]] = []
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code the peer sent, or None."""
+        return self._codec.close_code
+
+    # ------------------------------------------------------------ start
+
+    def start(self, transport: asyncio.BaseTransport, trailing: bytes = b"") -> None:
+        """Become ``transport``'s protocol (its reading paused until :meth:`attach`).
+
+        Args:
+            transport: The connection, reading paused by the handshake.
+            trailing: Bytes read past the handshake (the first frames).
+        """
+        tr: Any = transport
+        self._tr = tr
+        self._trailing = trailing
+        try:
+            tr.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+        except (AttributeError, NotImplementedError):
+            pass
+        sock = tr.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        tr.set_protocol(self)
+        if tr.is_closing():
+            self._closed_now()
+
+    def attach(self, deliver: Callable[[Pipe, bytes | bytearray], None]) -> None:
+        """Route received messages to ``deliver`` (the socket calls this).
+
+        Reading starts from a callback, once the socket has finished admitting
+        the pipe, with the bytes that came with the handshake first.
+        """
+        self._deliver = deliver
+        if not self.closed and self._begin_handle is None:
+            self._begin_handle = self._loop.call_soon(self._begin)
+
+    def _begin(self) -> None:
+        self._begin_handle = None
+        if self.closed:
+            return
+        self._begun = True
+        trailing, self._trailing = self._trailing, b""
+        if trailing:
+            self.data_received(trailing)
+        if self.closed:
+            return
+        if not self._paused:
+            self._tr.resume_reading()
+        if self._ping_interval:
+            self._ping_timer = self._loop.call_later(self._ping_interval, self._ping_due)
+
+    # ------------------------------------------------------------ receiving
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        pass  # adopted in start()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        codec = self._codec
+        msgs = codec.receive(data)
+        deliver = self._deliver
+        if msgs and deliver is not None:
+            # Like the SP stream adapter: every message of a read is delivered
+            # (a pause stops further reads), so nothing waits here.
+            for msg in msgs:
+                if self.closed:
+                    return  # closed by the protocol mid-read: the rest is void
+                self.msgs_in += 1
+                self.bytes_in += len(msg)
+                deliver(self, msg)
+        if codec.pongs:
+            self._got_pongs()
+        if codec.closing:
+            if codec.error is not None:
+                self._fail(codec.error)
+            else:
+                self._finish()  # the peer's close frame: echo it, then end
+        elif self._flush_handle is None:
+            self._flush()  # pongs go out at once
+
+    def eof_received(self) -> bool:
+        self._codec.receive_eof()
+        return False  # the transport closes; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self.error is None:
+            self.error = exc
+        self._closed_now()
+
+    def pause_writing(self) -> None:
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        owner = self.owner
+        if owner is not None and not self.closed:
+            owner.pipe_writable(self)
+
+    # ------------------------------------------------------------ Pipe
+
+    def write(self, header: BytesLike, body: BytesLike) -> None:
+        """Queue one message; frames of one loop turn go out in one write."""
+        if self.closed:
+            return
+        n = len(header) + len(body)
+        self.msgs_out += 1
+        self.bytes_out += n
+        self._codec.send_message(header, body)
+        if n >= BIG_WRITE:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        tr = self._tr
+        chunks = self._codec.data_to_send()
+        if not chunks or tr is None:
+            return
+        buf = bytearray()
+        eof = False
+        for chunk in chunks:
+            if not chunk:
+                eof = True  # the codec's end-of-stream mark
+            elif len(chunk) >= BIG_WRITE:
+                if buf:
+                    tr.write(buf)
+                    buf = bytearray()
+                tr.write(chunk)
+            else:
+                buf += chunk
+        if buf:
+            tr.write(buf)
+        if eof:
+            tr.close()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the connection (the current read is delivered whole)."""
+        if self.closed or self._paused:
+            return
+        self._paused = True
+        if self._begun:
+            self._tr.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the connection again."""
+        if self.closed or not self._paused:
+            return
+        self._paused = False
+        if self._begun:
+            self._tr.resume_reading()
+
+    def close(self) -> None:
+        """Send a close frame (1000) and close the connection; idempotent."""
+        if self.closed:
+            return
+        self._codec.close()
+        self._finish()
+
+    def _finish(self) -> None:
+        """Write what is queued (close frames included) and end the connection."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush()
+        tr = self._tr
+        if tr is not None:
+            tr.close()
+        self._closed_now()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self._finish()
+
+    def _closed_now(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.writable = False
+        self._trailing = b""
+        for handle in (self._flush_handle, self._begin_handle, self._ping_timer):
+            if handle is not None:
+                handle.cancel()
+        self._flush_handle = self._begin_handle = self._ping_timer = None
+        waiters, self._ping_waiters = self._ping_waiters, []
+        for _, fut in waiters:
+            if not fut.done():
+                fut.set_exception(ConnectionReset("the pipe closed before the pong"))
+        self._notify_closed()
+
+    # ------------------------------------------------------------ pings
+
+    async def aping(self, payload: bytes = b"", timeout: float | None = 10.0) -> float:
+        """Send a ping and wait for its pong (on the pipe's loop).
+
+        Returns:
+            The round-trip time in seconds.
+
+        Raises:
+            Timeout: no pong within ``timeout`` seconds.
+            ConnectionReset: the pipe closed meanwhile.
+        """
+        if self.closed:
+            raise ConnectionReset("the pipe is closed")
+        if len(payload) > 125:
+            raise ValueError("a ping payload has at most 125 bytes")
+        fut: asyncio.Future[None] = self._loop.create_future()
+        entry = (bytes(payload), fut)
+        self._ping_waiters.append(entry)
+        started = self._loop.time()
+        self._codec.ping(payload)
+        self._flush()
+        try:
+            async with asyncio.timeout(timeout):
+                await fut
+        except TimeoutError:
+            raise Timeout(f"no pong within {timeout:g} s") from None
+        finally:
+            if entry in self._ping_waiters:
+                self._ping_waiters.remove(entry)
+        return self._loop.time() - started
+
+    def _got_pongs(self) -> None:
+        pongs = self._codec.pongs
+        self._ping_outstanding = False
+        for payload in pongs:
+            for entry in list(self._ping_waiters):
+                if entry[0] == payload and not entry[1].done():
+                    entry[1].set_result(None)
+                    self._ping_waiters.remove(entry)
+                    break
+        pongs.clear()
+
+    def _ping_due(self) -> None:
+        self._ping_timer = None
+        if self.closed:
+            return
+        if self._ping_outstanding:
+            self._fail(Timeout(f"no pong within ws_ping_interval ({self._ping_interval:g} s)"))
+            return
+        self._ping_outstanding = True
+        self._ping_seq += 1
+        self._codec.ping(b"purenng %d" % self._ping_seq)
+        self._flush()
+        assert self._ping_interval is not None
+        self._ping_timer = self._loop.call_later(self._ping_interval, self._ping_due)
+
+    # ------------------------------------------------------------ info
+
+    def extra(self, name: str, default: Any = None) -> Any:
+        """Connection information (``peername``, ``sockname``, ``peercert``...)."""
+        tr = self._tr
+        return default if tr is None else tr.get_extra_info(name, default)
+
+    @property
+    def local_address(self) -> Any:
+        return self.extra("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        return self.extra("peername")
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """wss: the peer's verified certificate (``getpeercert()`` form), else None."""
+        cert: dict[str, Any] | None = self.extra("peercert") or None
+        return cert
+
+
+# ---------------------------------------------------------------- dialing
+
+
+class _HandshakeProtocol(asyncio.Protocol):
+    """Writes the upgrade request and reads the answer, then steps aside."""
+
+    def __init__(self, hs: ClientHandshake, done: asyncio.Future[None]) -> None:
+        self.hs = hs
+        self.done = done
+        self.extra = b""
+        self.tr: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.tr = transport  # type: ignore[assignment]
+        transport.write(self.hs.request_bytes())  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():
+            self.extra += data  # frames that came before the pipe took over
+            return
+        if self.hs.feed(data):
+            if self.tr is not None:
+                self.tr.pause_reading()
+            self.done.set_result(None)
+
+    def eof_received(self) -> bool:
+        self.hs.eof()
+        if not self.done.done():
+            self.done.set_result(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.hs.eof()
+            self.done.set_result(None)
+
+
+def _options_limits(options: Mapping[str, Any]) -> dict[str, int]:
+    return {
+        "recv_max_size": int(options.get("recv_max_size", 0) or 0),
+        "recv_frame_max": int(options.get("ws_recv_frame_max", 1 << 20) or 0),
+        "send_frame_max": int(options.get("ws_send_frame_max", 64 * 1024) or 0),
+    }
+
+
+def _tls_config(options: Mapping[str, Any]) -> TLSConfig:
+    cfg = options.get("tls_config")
+    return cfg if isinstance(cfg, TLSConfig) else TLSConfig()
+
+
+class WSTransport(PipeTransport):
+    """SP over WebSocket, plain (ws) and over TLS (wss)."""
+
+    schemes = ("ws", "ws4", "ws6", "wss", "wss4", "wss6")
+    option_prefix = "ws"
+    option_specs = {
+        "ws_recv_frame_max": OptionSpec(
+            "ws_recv_frame_max",
+            integer(0),
+            1 << 20,
+            "largest WebSocket frame accepted, bytes; 0: no limit (NNG ws:rxframe-max)",
+        ),
+        "ws_send_frame_max": OptionSpec(
+            "ws_send_frame_max",
+            integer(0),
+            64 * 1024,
+            "messages are sent in frames of at most this many bytes; 0: one frame "
+            "(NNG ws:txframe-max)",
+        ),
+        "ws_request_headers": OptionSpec(
+            "ws_request_headers", _headers_value, None, "extra headers of a dialer's request"
+        ),
+        "ws_response_headers": OptionSpec(
+            "ws_response_headers", _headers_value, None, "extra headers of a listener's 101"
+        ),
+        "ws_ping_interval": OptionSpec(
+            "ws_ping_interval",
+            duration(minimum=0.001),
+            None,
+            "seconds between keep-alive pings; None: no pings",
+        ),
+        "ws_handshake_timeout": OptionSpec(
+            "ws_handshake_timeout",
+            duration(allow_none=False, minimum=0.001),
+            HANDSHAKE_TIMEOUT,
+            "seconds for connecting and the HTTP upgrade",
+        ),
+        "tls_config": TLS_CONFIG_OPTION,
+    }
+
+    def check_url(self, url: URL) -> None:
+        parse_ws_url(url)
+
+    def check_dial_url(self, url: URL) -> None:
+        u = parse_ws_url(url)
+        if u.wildcard:
+            raise BadAddress(f"{url.raw!r}: cannot dial a wildcard address")
+        if u.port == 0:
+            raise BadAddress(f"{url.raw!r}: cannot dial port 0")
+
+    async def dial(self, url: URL, options: Mapping[str, Any], proto: ProtocolInfo) -> Pipe:
+        """Connect, upgrade to WebSocket asking for the peer's protocol, return the pipe.
+
+        Raises:
+            ConnectionRefused: nobody listens, or the server answered 401,
+                403, 404, 405 or 501 (nobody serves SP at that path).
+            ProtocolError: another refusal (400: wrong subprotocol...) or a
+                bad answer; ``TLSError`` for TLS failures (wss).
+            Timeout: the connection or upgrade took too long.
+        """
+        _require_extra()
+        from ._ws_codec import ClientHandshake, WSCodec, subprotocol
+
+        self.check_dial_url(url)
+        u = parse_ws_url(url)
+        loop = asyncio.get_running_loop()
+        timeout = float(options.get("ws_handshake_timeout") or HANDSHAKE_TIMEOUT)
+        hs = ClientHandshake(
+            u.host_header,
+            u.target,
+            subprotocol(proto.peer_name),
+            options.get("ws_request_headers"),
+        )
+        done: asyncio.Future[None] = loop.create_future()
+        kwargs: dict[str, Any] = {"family": u.family}
+        if u.tls:
+            cfg = _tls_config(options)
+            hostname = cfg.server_hostname(u.host)
+            kwargs.update(
+                ssl=cfg.client_context(hostname),
+                server_hostname=hostname,
+                ssl_handshake_timeout=timeout,
+            )
+        try:
+            async with asyncio.timeout(timeout):
+                tr, pr = await loop.create_connection(
+                    lambda: _HandshakeProtocol(hs, done), u.host, u.port, **kwargs
+                )
+        except TimeoutError:
+            raise Timeout(f"{url.raw}: no connection within {timeout:g} s") from None
+        except socket.gaierror as exc:
+            raise BadAddress(f"{url.raw!r}: cannot resolve {u.host!r}: {exc.strerror}") from exc
+        except OSError as exc:
+            if u.tls:
+                from .tls import tls_error
+
+                err = tls_error(exc, url.raw)
+                if err is not exc:
+                    raise err from exc
+            if exc.errno == errno.ECONNREFUSED or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
+                raise ConnectionRefused(f"{url.raw}: connection refused") from exc
+            raise
+        try:
+            async with asyncio.timeout(timeout):
+                await done
+        except TimeoutError:
+            tr.abort()
+            raise Timeout(f"{url.raw}: no WebSocket upgrade answer within {timeout:g} s") from None
+        except BaseException:
+            tr.abort()
+            raise
+        if hs.error is not None:
+            tr.abort()
+            err = hs.error
+            if u.tls and isinstance(err, ConnectionReset) and hs.status is None:
+                # TLS 1.3: a server that refuses our certificate does so after
+                # the handshake, by closing before it answers the upgrade.
+                raise TLSError(
+                    f"{url.raw}: the server closed the connection right after the TLS "
+                    "handshake, before answering (did it reject our client certificate?)",
+                    reason="connection closed right after the TLS handshake",
+                ) from err
+            raise type(err)(f"{url.raw}: {err}") from err
+        pipe = WSPipe(
+            proto.peer_id,
+            url.scheme,
+            WSCodec(client=True, **_options_limits(options)),
+            loop,
+            ping_interval=options.get("ws_ping_interval"),
+        )
+        pipe.start(tr, hs.trailing + pr.extra)
+        if pipe.closed:
+            raise pipe.error or ConnectionReset(f"{url.raw}: closed right after the upgrade")
+        return pipe
+
+    async def listen(
+        self,
+        url: URL,
+        options: Mapping[str, Any],
+        proto: ProtocolInfo,
+        on_pipe: Callable[[Pipe], None],
+    ) -> PipeListener:
+        """Serve SP at the URL's path on the shared HTTP service of its host and port.
+
+        Raises:
+            AddressInUse: the port is taken by something else, served on
+                another loop or with other TLS settings, or the path is taken.
+            BadAddress: the URL cannot be used.
+            BadOption: wss without a ``tls_config`` that has a certificate.
+        """
+        _require_extra()
+        from ..http._service import acquire, bind_host
+        from ._ws_codec import subprotocol
+
+        u = parse_ws_url(url)
+        ssl_context = None
+        if u.tls:
+            cfg = options.get("tls_config")
+            if not isinstance(cfg, TLSConfig) or not cfg.has_certificate:
+                raise BadOption(f"{url.raw}: a wss listener needs tls_config with a certificate")
+            ssl_context = cfg.server_context()
+        svc = await acquire(
+            bind_host(u.host, u.family),
+            u.port,
+            family=u.family,
+            ssl_context=ssl_context,
+            where=url.raw,
+        )
+        lst = _WSListener(svc, u, url, options, proto, on_pipe, subprotocol(proto.self_name))
+        try:
+            svc.add_ws_route(u.path, lst, url.raw)
+        except BaseException:
+            svc.release()
+            raise
+        return lst
+
+
+class _WSListener(PipeListener):
+    """An SP path on a shared HTTP service; makes a pipe per accepted upgrade."""
+
+    def __init__(
+        self,
+        svc: Service,
+        u: WSURL,
+        url: URL,
+        options: Mapping[str, Any],
+        proto: ProtocolInfo,
+        on_pipe: Callable[[Pipe], None],
+        subprotocol: str,
+    ) -> None:
+        self.svc = svc
+        self.loop = svc.loop
+        self._u = u
+        self._scheme = url.scheme
+        self._options = options
+        self._proto = proto
+        self._on_pipe = on_pipe
+        self.subprotocol = subprotocol
+        self.response_headers: Mapping[str, str] | None = options.get("ws_response_headers")
+        self.closed = False
+        shown = _format_host(u.host) if u.host != "*" else u.host
+        self._url = f"{url.scheme}://{shown}:{svc.port}{u.target}"
+
+    def on_upgrade(self, transport: asyncio.Transport, trailing: bytes) -> None:
+        """The service accepted an upgrade on our path: make the pipe and hand it over."""
+        from ._ws_codec import WSCodec
+
+        if self.closed:
+            transport.abort()
+            return
+        pipe = WSPipe(
+            self._proto.peer_id,
+            self._scheme,
+            WSCodec(client=False, **_options_limits(self._options)),
+            self.loop,
+            ping_interval=self._options.get("ws_ping_interval"),
+        )
+        pipe.start(transport, trailing)
+        if not pipe.closed:
+            self._on_pipe(pipe)
+
+    def close(self) -> None:
+        """Stop serving the path; the service closes with its last user."""
+        if self.closed:
+            return
+        self.closed = True
+        self.svc.remove_ws_route(self._u.path, self)
+        self.svc.release()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def local_address(self) -> Any:
+        return self.svc.sockname
+
+
+@hookimpl
+def purenng_register_transports(registry: Registry) -> None:
+    registry.add_transport(WSTransport())
