@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -12,6 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from purenng.bench.latency import LatConfig, render_lat
+from purenng.bench.pipes import PipesConfig, run_pipes
+from purenng.bench.proc import LineReader, kill, pin_cpus
+from purenng.bench.report import ModeResult
 from purenng.bench.runner import (
     BenchConfig,
     BenchError,
@@ -21,6 +26,7 @@ from purenng.bench.runner import (
     render_table,
     run_pair,
 )
+from purenng.bench.suite import MODES
 from purenng.cli import bench as cli_bench
 
 if TYPE_CHECKING:
@@ -45,10 +51,11 @@ def _bench(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 def test_quick_json_against_pynng() -> None:
     _need_pynng()
-    proc = _bench("--quick", "--json", "--peers", "pynng", "--duration", "0.3")
+    proc = _bench("--quick", "--json", "--modes", "thr", "--peers", "pynng", "--duration", "0.3")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    rows = doc["rows"]
+    assert doc["modes"] == ["thr"]
+    rows = doc["thr"]["rows"]
     assert {(r["transport"], r["size"], r["api"]) for r in rows} == {
         ("tcp", 64, "sync"),
         ("tcp", 64, "async"),
@@ -68,10 +75,11 @@ def test_quick_json_against_pynng() -> None:
 def test_ipc_files_removed(tmp_path: Path) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path))
     proc = _bench(
-        "--quick", "--json", "--peers", "none", "--transports", "ipc", "--apis", "sync", env=env
-    )
+        "--quick", "--json", "--modes", "thr", "--peers", "none", "--transports", "ipc",
+        "--apis", "sync", env=env,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    row = json.loads(proc.stdout)["rows"][0]
+    row = json.loads(proc.stdout)["thr"]["rows"][0]
     assert row["transport"] == "ipc"
     assert row["results"]["purenng"]["msgs_per_s"] > 0
     assert row["ratio"] == {}
@@ -141,3 +149,161 @@ def test_table_shows_ratio_errors_and_skips() -> None:
 
 
 _MACHINE = {"python": "3.11", "nproc": 2, "async_loop": "asyncio", "purenng_sync_loop": "asyncio"}
+
+
+# ---------------------------------------------------------------- the other modes
+
+
+def _need_pyzmq() -> None:
+    if importlib.util.find_spec("zmq") is None and not os.environ.get("PURENNG_REQUIRE_PEERS"):
+        pytest.skip("pyzmq is not installed")
+
+
+def _json_run(*args: str) -> dict[str, Any]:
+    proc = _bench("--quick", "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    assert doc["errors"] == 0
+    assert doc["machine"]["nproc"] >= 1
+    assert len(doc["machine"]["loadavg_start"]) == 3
+    return doc
+
+
+def test_lat_every_placement() -> None:
+    doc = _json_run("--modes", "lat", "--peers", "none", "--apis", "sync", "--pin", "all")
+    lat = doc["lat"]
+    assert doc["modes"] == ["lat"]
+    assert [(r["pin"], r["transport"], r["api"]) for r in lat["rows"]] == [
+        ("none", "tcp", "sync"),
+        ("same", "tcp", "sync"),
+        ("split", "tcp", "sync"),
+    ]
+    for row in lat["rows"]:
+        cell = row["results"]["purenng"]
+        assert cell["ok_runs"] == 1
+        assert 0 < cell["p50_us"] <= cell["p99_us"]
+        assert cell["runs_n"][0] > 0
+        assert row["ratio_p50"] == {} == row["ratio_p99"]
+
+
+def test_lat_async_against_pynng() -> None:
+    _need_pynng()
+    doc = _json_run("--modes", "lat", "--peers", "pynng", "--apis", "async")
+    (row,) = doc["lat"]["rows"]
+    assert row["api"] == "async"
+    for lib in ("purenng", "pynng"):
+        assert row["results"][lib]["p50_us"] > 0
+    assert row["ratio_p50"]["pynng"] > 0
+    assert row["ratio_p99"]["pynng"] > 0
+    assert doc["versions"]["pynng"]
+
+
+def test_inproc_one_process() -> None:
+    _need_pyzmq()
+    doc = _json_run("--modes", "inproc", "--peers", "pyzmq")
+    rows = doc["inproc"]["rows"]
+    assert [(r["size"], r["api"]) for r in rows] == [(64, "sync"), (64, "async")]
+    for row in rows:
+        for lib in ("purenng", "pyzmq"):
+            cell = row["results"][lib]
+            assert cell["msgs_per_s"] > 0
+            assert cell["runs_lost"] == [0]
+        assert row["ratio"]["pyzmq"] > 0
+
+
+def test_import_json_and_markdown_file(tmp_path: Path) -> None:
+    md = tmp_path / "perf.md"
+    doc = _json_run("--modes", "import", "--markdown", str(md))
+    imp = doc["import"]
+    assert [r["runs"] for r in imp["rows"]] == [3, 3, 3, 3]
+    assert all(r["median_ms"] > 0 for r in imp["rows"][:1] + imp["rows"][2:])
+    assert imp["optional_imported"] == []
+    assert imp["purenng_modules_after_import"] == ["purenng"]
+    assert "uvloop" in imp["optional_after_first_socket"] or not importlib.util.find_spec("uvloop")
+    text = md.read_text()
+    assert "### import purenng" in text
+    assert "| measurement | median ms | min ms | runs |" in text
+
+
+def test_pipes_cli() -> None:
+    doc = _json_run("--modes", "pipes")
+    (row,) = doc["pipes"]["rows"]
+    assert row["pipes"] == 50
+    assert row["clients"] == 1
+    assert row["connect_s"] > 0
+    assert row["echo_s"] > 0
+    assert row["server_rss_connected_mib"] >= row["server_rss_listening_mib"] > 0
+    assert row["rss_per_pipe_kib"] > 0
+
+
+def test_pipes_split_over_clients() -> None:
+    result = run_pipes(PipesConfig(counts=[30], per_client=12, batch=5))
+    assert result.errors == 0, result.rows
+    (row,) = result.rows
+    assert row["pipes"] == 30
+    assert row["clients"] == 3
+
+
+def test_markdown_to_stdout_and_json_conflict() -> None:
+    parser = argparse.ArgumentParser()
+    cli_bench.add_arguments(parser)
+    assert cli_bench.run(parser.parse_args(["--json", "--markdown", "--modes", "import"])) == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--modes", "thr,nosuchmode"])
+    assert parser.parse_args(["--modes", "all"]).modes == list(MODES)
+    assert parser.parse_args(["--pipes", "1000,10000"]).pipes == [1000, 10000]
+
+
+def test_line_reader_sees_lines_read_together() -> None:
+    code = (
+        "import sys; sys.stdout.write('A\\nB {\"x\": 1}\\n'); sys.stdout.flush(); sys.stdin.read()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        rd = LineReader(proc)
+        assert rd.expect("A", 10) == {}
+        assert rd.expect("B", 10) == {"x": 1}
+        assert proc.stdin is not None
+        proc.stdin.close()
+        with pytest.raises(BenchError, match="exited before C"):
+            rd.expect("C", 10)
+    finally:
+        kill(proc)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_pin_cpus() -> None:
+    assert pin_cpus("none") == (None, None)
+    a, b = pin_cpus("same")
+    assert a == b
+    if len(os.sched_getaffinity(0)) >= 2:
+        a, b = pin_cpus("split")
+        assert a != b
+    else:
+        with pytest.raises(BenchError):
+            pin_cpus("split")
+
+
+def test_lat_table_says_lower_is_better() -> None:
+    ok = {"ok_runs": 1, "p50_us": 50.0, "p99_us": 120.0}
+    row = {
+        "pin": "same",
+        "transport": "ipc",
+        "api": "sync",
+        "size": 64,
+        "results": {"purenng": ok, "pynng": {"ok_runs": 0, "errors": ["boom"]}},
+        "ratio_p50": {"pynng": None},
+        "ratio_p99": {"pynng": None},
+    }
+    cfg = LatConfig(libraries=["purenng", "pynng"], pins=["same"])
+    result = ModeResult("lat", dataclasses.asdict(cfg), [row], 1.0, 1, 0)
+    text = render_lat(result)
+    assert "Lower is better" in text
+    assert "50.0 / 120" in text
+    assert "error: pin=same ipc sync pynng: boom" in text
+    md = render_lat(result, markdown=True)
+    assert "**Lower is better**" in md
+    assert "| same | ipc | sync | 50.0 / 120 | error | — |" in md

@@ -1,7 +1,14 @@
-"""The ``purenng bench`` harness: PUSH -> PULL throughput against other libraries.
+"""The ``purenng bench`` harness: purenng measured against other libraries.
 
-What is measured, and why this way (the method of the bench-peers baseline,
-kept so that the numbers can be compared with it):
+Modes: ``thr`` (PUSH -> PULL throughput, described here), ``lat`` (REQ/REP
+round-trip latency, :mod:`purenng.bench.latency`), ``inproc`` (PUSH -> PULL
+in one process, :mod:`purenng.bench.inproc`), ``import`` (the cost of
+``import purenng``, :mod:`purenng.bench.importtime`) and ``pipes`` (many tcp
+pipes on one listener, :mod:`purenng.bench.pipes`).
+:mod:`purenng.bench.suite` runs a selection of them under one header.
+
+What the throughput mode measures, and why this way (the method of the
+bench-peers baseline, kept so that the numbers can be compared with it):
 
 * One cell is (transport, message size, API, library).  The receiver (PULL)
   listens and the sender (PUSH) dials, each in its own process, started by
@@ -24,23 +31,46 @@ kept so that the numbers can be compared with it):
   socket.  The ratio purenng/peer compares like with like.
 
 Modules: :mod:`purenng.bench.peers` holds the per-library sender and
-receiver roles and is the entry point of the child processes;
+receiver roles and is the entry point of the throughput children;
 :mod:`purenng.bench.runner` runs the pairs, bounds them and renders the
-results.  Peer libraries are imported only inside the children.
+results; :mod:`purenng.bench.proc` holds what every mode needs to start,
+talk to and bound its children, and :mod:`purenng.bench.report` the table
+rendering (text or Markdown).  Peer libraries are imported only inside the
+children.
 """
 
 from __future__ import annotations
 
+from .importtime import ImportConfig, run_import
+from .inproc import InprocConfig, run_inproc
+from .latency import LatConfig, run_lat
 from .peers import API_NAMES, LIBRARIES, Library, available_libraries
+from .pipes import PipesConfig, run_pipes
+from .report import ModeResult
 from .runner import BenchConfig, BenchResult, render_table, run_bench
+from .suite import DEFAULT_MODES, MODES, SuiteConfig, SuiteResult, run_suite
 
 __all__ = [
     "API_NAMES",
+    "DEFAULT_MODES",
     "LIBRARIES",
+    "MODES",
     "BenchConfig",
     "BenchResult",
+    "ImportConfig",
+    "InprocConfig",
+    "LatConfig",
     "Library",
+    "ModeResult",
+    "PipesConfig",
+    "SuiteConfig",
+    "SuiteResult",
     "available_libraries",
     "render_table",
     "run_bench",
+    "run_import",
+    "run_inproc",
+    "run_lat",
+    "run_pipes",
+    "run_suite",
 ]

@@ -28,21 +28,20 @@ Theory of operation:
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import selectors
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from .peers import API_NAMES, IO_TIMEOUT, LIBRARIES
+from .proc import HOST, BenchError, free_port, kill, last_json, machine_info, tail
+from .report import fmt_mb, fmt_rate, render_section
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,17 +52,17 @@ __all__ = [
     "BenchConfig",
     "BenchError",
     "BenchResult",
+    "background_loop_label",
     "default_count",
     "fmt_mb",
     "fmt_rate",
     "format_size",
+    "machine_line",
     "parse_size",
     "render_table",
     "run_bench",
     "run_pair",
 ]
-
-HOST = "127.0.0.1"
 
 #: The message sizes of the bench-peers baseline.
 DEFAULT_SIZES = (64, 1024, 64 << 10, 1 << 20)
@@ -87,10 +86,6 @@ _SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1 << 20, "MIB": 1 << 
 
 # The child entry point; ``-c`` avoids runpy's double import of the module.
 _CHILD = "import sys; from purenng.bench.peers import main; sys.exit(main())"
-
-
-class BenchError(Exception):
-    """One run failed; the message says which side and why."""
 
 
 def parse_size(text: str) -> int:
@@ -180,30 +175,6 @@ class BenchResult:
 # ---------------------------------------------------------------- one run
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _kill(proc: subprocess.Popen[Any] | None) -> None:
-    """Kill one child we started, by its handle, and reap it."""
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def _tail(f: IO[bytes], limit: int = 400) -> str:
-    """The end of a child's captured stderr: usually the exception line."""
-    f.seek(0)
-    lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
-    return " | ".join(lines[-2:])[-limit:]
-
-
 def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     """Read the receiver's stdout until ``READY``, its exit or ``timeout``."""
     assert proc.stdout is not None
@@ -220,15 +191,6 @@ def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> bool:
             elif proc.poll() is not None:
                 return False
     return False
-
-
-def _last_json(text: bytes) -> dict[str, Any]:
-    for line in reversed(text.decode(errors="replace").splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            obj: dict[str, Any] = json.loads(line)
-            return obj
-    raise BenchError(f"no result line in {text[-200:]!r}")
 
 
 def run_pair(cfg: BenchConfig, lib: str, api: str, url: str, size: int) -> dict[str, Any]:
@@ -259,8 +221,8 @@ def run_pair(cfg: BenchConfig, lib: str, api: str, url: str, size: int) -> dict[
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=r_err, env=env,
             )  # fmt: skip
             if not _wait_ready(recv, READY_TIMEOUT):
-                _kill(recv)
-                raise BenchError(f"receiver did not start: {_tail(r_err)}")
+                kill(recv)
+                raise BenchError(f"receiver did not start: {tail(r_err)}")
             send = subprocess.Popen(
                 [*args, "--role", "send"],
                 stdin=subprocess.PIPE, stdout=s_out, stderr=s_err, env=env,
@@ -274,15 +236,15 @@ def run_pair(cfg: BenchConfig, lib: str, api: str, url: str, size: int) -> dict[
                     pass
                 if send.poll() is not None:
                     # A sender never exits before it is released, unless it failed.
-                    _kill(recv)
-                    raise BenchError(f"sender failed: {_tail(s_err)}")
+                    kill(recv)
+                    raise BenchError(f"sender failed: {tail(s_err)}")
                 if time.monotonic() > deadline:
                     raise BenchError(f"receiver timed out after {hard:.0f} s")
             assert recv.stdout is not None
             r_out = recv.stdout.read()
             if recv.returncode != 0:
-                raise BenchError(f"receiver failed: {_tail(r_err)}")
-            res = _last_json(r_out)
+                raise BenchError(f"receiver failed: {tail(r_err)}")
+            res = last_json(r_out)
             assert send.stdin is not None
             send.stdin.close()  # release the sender
             try:
@@ -290,12 +252,12 @@ def run_pair(cfg: BenchConfig, lib: str, api: str, url: str, size: int) -> dict[
             except subprocess.TimeoutExpired:
                 raise BenchError("sender did not exit after release") from None
             if send.returncode != 0:
-                raise BenchError(f"sender failed after the run: {_tail(s_err)}")
+                raise BenchError(f"sender failed after the run: {tail(s_err)}")
             s_out.seek(0)
-            sres = _last_json(s_out.read())
+            sres = last_json(s_out.read())
         finally:
-            _kill(send)
-            _kill(recv)
+            kill(send)
+            kill(recv)
             if recv is not None and recv.stdout is not None:
                 recv.stdout.close()
     res["sent"] = sres["sent"]
@@ -309,7 +271,7 @@ def run_pair(cfg: BenchConfig, lib: str, api: str, url: str, size: int) -> dict[
 # ---------------------------------------------------------------- the bench
 
 
-def _background_loop_label() -> str:
+def background_loop_label() -> str:
     """What purenng's blocking API runs on in the children."""
     choice = os.environ.get("PURENNG_LOOP", "auto").lower()
     if choice == "asyncio":
@@ -369,7 +331,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
                     path = os.path.join(tmpdir, f"{serial}.ipc")
                     url = f"ipc://{path}"
                 else:
-                    url = f"tcp://{HOST}:{_free_port()}"
+                    url = f"tcp://{HOST}:{free_port()}"
                 try:
                     r = run_pair(cfg, lib, api, url, size)
                 except BenchError as e:
@@ -421,12 +383,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
                 )
     versions = {lib: LIBRARIES[lib].version() for lib in cfg.libraries}
     machine = {
-        "nproc": os.cpu_count(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "machine": platform.machine(),
-        "system": platform.system(),
-        "purenng_sync_loop": _background_loop_label(),
+        **machine_info(),
+        "purenng_sync_loop": background_loop_label(),
         "async_loop": cfg.loop,
     }
     return BenchResult(
@@ -443,28 +401,6 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
 # ---------------------------------------------------------------- rendering
 
 
-def fmt_rate(x: float) -> str:
-    """Messages/s with about three significant digits: ``27.4k``, ``1.10M``."""
-    if x >= 1e6:
-        return f"{x / 1e6:.2f}M"
-    if x >= 1e5:
-        return f"{x / 1e3:.0f}k"
-    if x >= 1e4:
-        return f"{x / 1e3:.1f}k"
-    if x >= 1e3:
-        return f"{x / 1e3:.2f}k"
-    return f"{x:.0f}"
-
-
-def fmt_mb(x: float) -> str:
-    """MB/s with about three significant digits."""
-    if x >= 100:
-        return f"{x:,.0f}"
-    if x >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
-
-
 def _cell_text(cell: dict[str, Any]) -> tuple[str, str]:
     if "msgs_per_s" not in cell:
         word = "error" if cell.get("errors") else "skipped"
@@ -477,8 +413,24 @@ def _cell_text(cell: dict[str, Any]) -> tuple[str, str]:
     return fmt_rate(cell["msgs_per_s"]) + mark, fmt_mb(cell["MB_per_s"])
 
 
-def render_table(result: BenchResult) -> str:
-    """The human-readable report: a header, one line per row, notes, errors."""
+def machine_line(versions: dict[str, str | None], machine: dict[str, Any]) -> str:
+    """One line naming the libraries' versions, the Python and the machine."""
+    ver = ", ".join(f"{k} {v or '?'}" for k, v in versions.items())
+    load = machine.get("loadavg_start") or machine.get("loadavg")
+    text = f"{ver}; Python {machine['python']}, {machine['nproc']} CPUs"
+    if machine.get("cpu_model"):
+        text += f" ({machine['cpu_model']})"
+    if load:
+        text += f", load average {load[0]:.2f} at the start"
+    return text
+
+
+def render_table(result: BenchResult, *, markdown: bool = False, header: bool = True) -> str:
+    """The throughput report: a title, one line per row, notes, errors.
+
+    ``markdown`` gives a pipe table; ``header=False`` leaves out the line
+    about versions and the machine (the multi-mode report prints it once).
+    """
     cfg = result.config
     libs = cfg.libraries
     peers = [lib for lib in libs if lib != "purenng"]
@@ -487,7 +439,7 @@ def render_table(result: BenchResult) -> str:
         head += [f"{lib} msg/s", "MB/s"]
         if lib != "purenng":
             head.append(f"x {lib}")
-    table = [head]
+    rows = []
     for row in result.rows:
         line = [row["transport"], row["size_label"], row["api"]]
         for lib in libs:
@@ -495,43 +447,37 @@ def render_table(result: BenchResult) -> str:
             if lib != "purenng":
                 r = row["ratio"].get(lib)
                 line.append("—" if r is None else f"{r:.2f}x")
-        table.append(line)
-    widths = [max(len(t[i]) for t in table) for i in range(len(head))]
-    out = []
-    ver = ", ".join(f"{k} {v or '?'}" for k, v in result.versions.items())
+        rows.append(line)
     m = result.machine
-    out.append(
-        f"purenng bench: PUSH->PULL throughput measured at the receiver "
-        f"(duration {cfg.duration:g} s, median of {cfg.repeat}, MB = 10^6 bytes)"
-    )
-    out.append(
-        f"{ver}; Python {m['python']}, {m['nproc']} CPUs; "
-        f"async loop {m['async_loop']}, purenng blocking API on {m['purenng_sync_loop']}"
-    )
-    out.append("")
-    for i, t in enumerate(table):
-        cols = zip(t, widths, strict=True)
-        out.append("  ".join(c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(cols)))
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    out.append("")
+    intro = [
+        f"Receiver listens, sender dials, separate processes; rate at the receiver "
+        f"(duration {cfg.duration:g} s, median of {cfg.repeat}, MB = 10^6 bytes); "
+        f"async loop {m['async_loop']}, purenng blocking API on {m['purenng_sync_loop']}."
+    ]
+    if header:
+        intro.append(machine_line(result.versions, m))
+    notes = []
     if peers:
-        out.append(
-            "x peer = purenng msg/s / peer msg/s, same transport, size and API "
-            "(sync vs sync, async vs async)."
+        notes.append(
+            "x peer = purenng msg/s / peer msg/s (higher is better), same transport, size "
+            "and API (sync vs sync, async vs async)."
         )
-    out.append(
-        "* = a run hit the receive time cap; ! = messages were lost.  "
+    notes.append(
+        "Marks after a rate: * = a run hit the receive time cap, ! = messages were lost.  "
         "Numbers on a shared machine are noisy: read gaps under ~1.5x as noise."
     )
-    out.append(f"{result.elapsed_s:.0f} s, {result.errors} failed runs, {result.skipped} skipped.")
+    notes.append(
+        f"{result.elapsed_s:.0f} s, {result.errors} failed runs, {result.skipped} skipped."
+    )
     for row in result.rows:
         for lib in libs:
             cell = row["results"][lib]
             where = f"{row['transport']} {row['size_label']} {row['api']} {lib}"
-            out.extend(f"error: {where}: {e}" for e in cell.get("errors", ()))
+            notes.extend(f"error: {where}: {e}" for e in cell.get("errors", ()))
             if cell.get("skipped"):
-                out.append(
+                notes.append(
                     f"skipped: {where}: {cell['skipped']} run(s) over the {cfg.budget:g} s budget"
                 )
-    return "\n".join(out)
+    return render_section(
+        "PUSH->PULL throughput, messages/s", intro, head, rows, notes, markdown=markdown, left=3
+    )

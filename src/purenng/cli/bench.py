@@ -1,14 +1,29 @@
-"""``purenng bench``: PUSH -> PULL throughput of purenng against pynng and pyzmq.
+"""``purenng bench``: purenng against pynng, pyzmq and nng, with ratios.
 
-The method (receiver listens, sender dials, separate processes, clock from
-the first message, end marker, rate at the receiver) is described in
-:mod:`purenng.bench`; this module only turns options into a
-:class:`~purenng.bench.runner.BenchConfig` and prints the result, as a table
-or (``--json``) as one JSON document on stdout.  Progress lines go to stderr.
+Modes (``--modes``, default ``thr,lat``; ``all`` runs every one):
+
+* ``thr``: PUSH -> PULL throughput, two processes (:mod:`purenng.bench`).
+* ``lat``: REQ/REP round-trip latency, two processes, with CPU placement
+  ``--pin`` (:mod:`purenng.bench.latency`).
+* ``inproc``: PUSH -> PULL over inproc in one process
+  (:mod:`purenng.bench.inproc`).
+* ``import``: the cost of ``import purenng`` and what it loads
+  (:mod:`purenng.bench.importtime`).
+* ``pipes``: many tcp pipes on one listener: connect time, one echo round,
+  memory per pipe (:mod:`purenng.bench.pipes`).
+
+This module only turns options into a
+:class:`~purenng.bench.suite.SuiteConfig` and prints the result: as tables,
+as Markdown tables (``--markdown``, to paste into ``docs/performance.md``)
+or as one JSON document (``--json``).  Progress lines go to stderr.
 
 Peers are optional: a library that is not installed is left out with a note
 on stderr.  The default peers are pynng and pyzmq; the ``nng`` package
 joins with ``--peers all`` or by name.
+
+Options that several modes share (``--duration``, ``--repeat``,
+``--transports``, ``--apis``, ``--peers``, ``--loop``, ``--budget``) apply
+to each mode that has them; ``--budget`` bounds each mode separately.
 
 Exit status: 0 when every run succeeded, 1 when some run failed (the table
 or JSON says which and why), 2 for bad options.
@@ -21,16 +36,20 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from purenng.bench.importtime import ImportConfig
+from purenng.bench.inproc import InprocConfig
+from purenng.bench.latency import DEFAULT_COUNT, LatConfig, pins_for
 from purenng.bench.peers import API_NAMES, LIBRARIES, resolve_library
+from purenng.bench.pipes import PipesConfig, max_pipes
+from purenng.bench.proc import PIN_MODES
 from purenng.bench.runner import (
     DEFAULT_SIZES,
     TRANSPORTS,
     BenchConfig,
     format_size,
     parse_size,
-    render_table,
-    run_bench,
 )
+from purenng.bench.suite import DEFAULT_MODES, MODES, SuiteConfig, run_suite
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +64,10 @@ MAX_DURATION = 10.0
 
 #: The configuration of ``--quick``, where the option itself was not given.
 QUICK = BenchConfig(sizes=[64], transports=["tcp"], duration=0.3, grace=2.0, budget=60.0)
+QUICK_LAT = LatConfig(transports=["tcp"], duration=0.3, count=2000, warmup=50, budget=60.0)
+QUICK_INPROC = InprocConfig(duration=0.3, grace=2.0, budget=60.0)
+QUICK_IMPORT = ImportConfig(runs=3)
+QUICK_PIPES = PipesConfig(counts=[50], budget=60.0)
 
 
 def _csv(text: str) -> list[str]:
@@ -71,6 +94,23 @@ def _choices(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
     return parse
 
 
+def _modes(text: str) -> list[str]:
+    if text.strip() == "all":
+        return list(MODES)
+    chosen = _choices(MODES)(text)
+    return [m for m in MODES if m in chosen]
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in _csv(text)]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected pipe counts like 1000 or 1000,10000: {text!r}")
+    return counts
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -88,21 +128,31 @@ def _positive_int(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``purenng bench``."""
     parser.description = (
-        "PUSH->PULL throughput of purenng and of other Python messaging libraries, "
-        "sender and receiver in separate processes, with ratios purenng/peer."
+        "purenng against other Python messaging libraries, with ratios purenng/peer: "
+        "PUSH->PULL throughput (thr), REQ/REP latency (lat), inproc throughput (inproc), "
+        "import time (import), many tcp pipes (pipes)."
+    )
+    parser.add_argument(
+        "--modes",
+        type=_modes,
+        default=None,
+        metavar="LIST",
+        help=f"comma-separated modes from {', '.join(MODES)}, or 'all' "
+        f"(default {','.join(DEFAULT_MODES)})",
     )
     sizes = ",".join(format_size(s) for s in DEFAULT_SIZES)
     parser.add_argument(
         "--sizes",
         type=_sizes,
         default=None,
-        help=f"comma-separated message sizes, e.g. 64,1K,64K,1M (default {sizes})",
+        help=f"comma-separated message sizes of thr, e.g. 64,1K,64K,1M (default {sizes}); "
+        "also of inproc when given (default 64)",
     )
     parser.add_argument(
         "--transports",
         type=_choices(TRANSPORTS),
         default=None,
-        help=f"comma-separated transports (default {','.join(TRANSPORTS)})",
+        help=f"comma-separated transports of thr and lat (default {','.join(TRANSPORTS)})",
     )
     parser.add_argument(
         "--apis",
@@ -124,7 +174,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration",
         type=_positive,
         default=None,
-        help=f"seconds the sender sends per run, at most {MAX_DURATION:g} (default 2)",
+        help=f"seconds per run (thr, inproc: sending; lat: timed round trips), "
+        f"at most {MAX_DURATION:g} (default 2)",
     )
     parser.add_argument(
         "--repeat", type=_positive_int, default=None, help="runs per cell, median (default 1)"
@@ -133,27 +184,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--count",
         type=_positive_int,
         default=None,
-        help="message cap per run (default: per size, 3M at 64 B ... 6k at 1 MiB)",
+        help="message cap per thr/inproc run (default: per size, 3M at 64 B ... 6k at 1 MiB)",
+    )
+    parser.add_argument(
+        "--pin",
+        choices=[*PIN_MODES, "all"],
+        default="none",
+        help="CPU placement of lat: none (the scheduler decides), same (both processes on "
+        "one CPU), split (REP and REQ on different CPUs), all (each of the three)",
+    )
+    parser.add_argument(
+        "--lat-count",
+        type=_positive_int,
+        default=None,
+        help=f"most timed round trips per lat run (default {DEFAULT_COUNT})",
+    )
+    parser.add_argument(
+        "--pipes",
+        type=_counts,
+        default=None,
+        metavar="N[,N...]",
+        help="pipe counts of the pipes mode, one run each (default 1000; 10000 takes "
+        "about half a minute and some 2.6 GiB of memory on a small VM)",
+    )
+    parser.add_argument(
+        "--import-runs",
+        type=_positive_int,
+        default=None,
+        help="fresh interpreters per measurement of the import mode (default 10)",
     )
     parser.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
         default="asyncio",
-        help="event loop of the async runs (default asyncio)",
+        help="event loop of the async runs and of the pipes processes (default asyncio)",
     )
     parser.add_argument(
         "--budget",
         type=_positive,
         default=None,
-        help="seconds for the whole bench; later runs are skipped (default 300)",
+        help="seconds for each mode; its later runs are skipped (default 300, pipes 600)",
     )
     parser.add_argument(
-        "--json", action="store_true", help="print one JSON document on stdout instead of a table"
+        "--json", action="store_true", help="print one JSON document on stdout instead of tables"
+    )
+    parser.add_argument(
+        "--markdown",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="write the tables as Markdown, for docs/performance.md: to FILE, or to stdout "
+        "without one",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a tiny run (tcp, 64 B, 0.3 s) for smoke tests; explicit options still apply",
+        help="tiny runs (tcp, 64 B, 0.3 s, 50 pipes, 3 imports) for smoke tests; explicit "
+        "options still apply",
     )
 
 
@@ -183,8 +271,68 @@ def _peers(spec: str | None, note: Callable[[str], None]) -> list[str] | None:
     return out
 
 
+def _configs(args: argparse.Namespace, peers: list[str], duration: float) -> SuiteConfig:
+    """One configuration per selected mode, from the options and the defaults."""
+    modes = args.modes or list(DEFAULT_MODES)
+    libraries = ["purenng", *peers]
+    out = SuiteConfig()
+    if "thr" in modes:
+        base = QUICK if args.quick else BenchConfig()
+        out.thr = BenchConfig(
+            sizes=args.sizes or list(base.sizes),
+            transports=args.transports or list(base.transports),
+            apis=args.apis or list(base.apis),
+            libraries=libraries,
+            duration=duration,
+            repeat=args.repeat or base.repeat,
+            count=args.count,
+            grace=base.grace,
+            loop=args.loop,
+            budget=args.budget or base.budget,
+        )
+    if "lat" in modes:
+        lat = QUICK_LAT if args.quick else LatConfig()
+        out.lat = LatConfig(
+            transports=args.transports or list(lat.transports),
+            apis=args.apis or list(lat.apis),
+            libraries=libraries,
+            pins=pins_for(args.pin),
+            size=lat.size,
+            count=args.lat_count or lat.count,
+            duration=duration,
+            warmup=lat.warmup,
+            repeat=args.repeat or lat.repeat,
+            loop=args.loop,
+            budget=args.budget or lat.budget,
+        )
+    if "inproc" in modes:
+        inp = QUICK_INPROC if args.quick else InprocConfig()
+        out.inproc = InprocConfig(
+            sizes=args.sizes or list(inp.sizes),
+            apis=args.apis or list(inp.apis),
+            libraries=libraries,
+            duration=duration,
+            repeat=args.repeat or inp.repeat,
+            count=args.count,
+            grace=inp.grace,
+            loop=args.loop,
+            budget=args.budget or inp.budget,
+        )
+    if "import" in modes:
+        imp = QUICK_IMPORT if args.quick else ImportConfig()
+        out.imports = ImportConfig(runs=args.import_runs or imp.runs)
+    if "pipes" in modes:
+        pip = QUICK_PIPES if args.quick else PipesConfig()
+        out.pipes = PipesConfig(
+            counts=args.pipes or list(pip.counts),
+            loop=args.loop,
+            budget=args.budget or pip.budget,
+        )
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the bench; print the table or the JSON.  Returns the exit status."""
+    """Run the selected modes; print tables, Markdown or JSON.  Returns the exit status."""
 
     def note(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -193,26 +341,30 @@ def run(args: argparse.Namespace) -> int:
     if peers is None:
         note(f"purenng bench: unknown peer in --peers {args.peers!r}")
         return 2
-    base = QUICK if args.quick else BenchConfig()
-    duration = base.duration if args.duration is None else args.duration
+    base_duration = QUICK.duration if args.quick else BenchConfig().duration
+    duration = base_duration if args.duration is None else args.duration
     if duration > MAX_DURATION:
         note(f"purenng bench: --duration is at most {MAX_DURATION:g} s")
         return 2
-    cfg = BenchConfig(
-        sizes=args.sizes or list(base.sizes),
-        transports=args.transports or list(base.transports),
-        apis=args.apis or list(base.apis),
-        libraries=["purenng", *peers],
-        duration=duration,
-        repeat=args.repeat or base.repeat,
-        count=args.count,
-        grace=base.grace,
-        loop=args.loop,
-        budget=args.budget or base.budget,
-    )
-    result = run_bench(cfg, progress=note)
+    if args.json and args.markdown == "-":
+        note("purenng bench: --json and --markdown cannot both go to stdout; give --markdown FILE")
+        return 2
+    if args.pipes and max(args.pipes) > max_pipes():
+        note(
+            f"purenng bench: --pipes {max(args.pipes)} is above what the open-files limit "
+            f"allows here ({max_pipes()})"
+        )
+        return 2
+    result = run_suite(_configs(args, peers, duration), progress=note)
+    if args.markdown is not None:
+        text = result.render(markdown=True)
+        if args.markdown == "-":
+            print(text, end="")
+        else:
+            with open(args.markdown, "w", encoding="utf-8") as f:
+                f.write(text)
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
-    else:
-        print(render_table(result))
+    elif args.markdown is None or args.markdown != "-":
+        print(result.render(), end="")
     return 1 if result.errors else 0

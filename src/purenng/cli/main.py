@@ -21,7 +21,10 @@ __all__ = ["main"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("purenng.cli.demo", "REQ/REP and PUSH/PULL across two processes over tcp"),
     "plugins": ("purenng.cli.plugins", "list transport and protocol plugins and their status"),
-    "bench": ("purenng.cli.bench", "throughput against pynng and pyzmq, with ratios"),
+    "bench": (
+        "purenng.cli.bench",
+        "throughput, latency, inproc, import and many-pipe runs vs pynng and pyzmq",
+    ),
     "cat": ("purenng.cli.cat", "nngcat-compatible command line client"),
     "serve": ("purenng.cli.serve", "static files, REST and SP-over-WebSocket on one HTTP port"),
     "cert": ("purenng.cli.cert", "make a development CA and TLS certificates (tls+tcp, wss)"),
