@@ -339,3 +339,52 @@ def test_handshake_error_hints_at_the_right_transport(first_bytes: bytes, hint: 
     with pytest.raises(ProtocolError) as info:
         parse_handshake(first_bytes)
     assert hint in str(info.value)
+
+
+# ------------------------------------------------------------------ buffer growth
+
+
+def _decoder(out: list[bytes]) -> SPDecoder:
+    return SPDecoder(lambda proto: None, lambda p: out.append(bytes(p)))
+
+
+def test_an_idle_decoder_holds_a_small_buffer() -> None:
+    from purenng.core.sp_codec import INITIAL_BUFFER
+
+    dec = _decoder([])
+    assert INITIAL_BUFFER < RECV_BUFFER
+    assert len(dec.get_buffer(-1)) == INITIAL_BUFFER
+
+
+def test_a_small_frame_larger_than_the_initial_buffer_arrives_whole() -> None:
+    from purenng.core.sp_codec import INITIAL_BUFFER
+
+    out: list[bytes] = []
+    dec = _decoder(out)
+    payload = bytes(range(256)) * ((INITIAL_BUFFER * 3) // 256)  # 48 KiB < BIG_BODY
+    assert INITIAL_BUFFER < len(payload) < BIG_BODY
+    feed(dec, encode_handshake(PUSH) + frame_prefix(len(payload)) + payload, [1000])
+    assert out == [payload]
+    assert dec.error is None
+
+
+def test_a_read_that_fills_the_buffer_makes_it_grow_up_to_the_maximum() -> None:
+    from purenng.core.sp_codec import INITIAL_BUFFER
+
+    out: list[bytes] = []
+    dec = _decoder(out)
+    small = frame_prefix(56) + b"x" * 56
+    stream = encode_handshake(PUSH) + small * (RECV_BUFFER // 64 * 4)
+    sizes = []
+    view = memoryview(stream)
+    while view:
+        buf = dec.get_buffer(-1)
+        sizes.append(len(buf))
+        n = min(len(buf), len(view))  # every read fills what it is offered
+        buf[:n] = view[:n]
+        dec.buffer_updated(n)
+        view = view[n:]
+    assert len(out) == RECV_BUFFER // 64 * 4
+    assert sizes[0] == INITIAL_BUFFER
+    assert max(sizes) <= RECV_BUFFER
+    assert max(sizes) > RECV_BUFFER // 2
