@@ -106,9 +106,12 @@ class Limits:
 
 
 class WSRoute(Protocol):
-    """What an SP path needs to offer the service (the ws listener implements it)."""
+    """What a WebSocket path needs to offer the service (the ws listeners implement it).
 
-    subprotocol: str
+    ``subprotocol`` None: a byte-stream path that requires none.
+    """
+
+    subprotocol: str | None
     response_headers: Mapping[str, str] | None
     loop: asyncio.AbstractEventLoop
 

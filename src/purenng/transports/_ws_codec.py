@@ -39,6 +39,10 @@ Rules (``reference/wire-protocols.md`` §2.4):
   ``recv_max_size`` closes with 1009; a text frame closes with 1003; bad
   framing (masking, reserved bits, oversized control frames) with 1002.
 * No extensions are offered or accepted.
+* Byte streams (``purenng.stream`` over ws) use the same framing with no
+  subprotocol requirement: the subprotocol is the application's
+  (``ws_protocol``), or none.  A ``None`` subprotocol here means: none is
+  asked for, none may be answered, and a listener takes any request.
 
 Theory of operation: :func:`check_upgrade` turns an ``h11.Request`` into a
 101 answer or an error status; :class:`ClientHandshake` writes the request
@@ -174,7 +178,7 @@ def _refuse(status: int, why: str, *extra: tuple[bytes, bytes]) -> UpgradeAnswer
 
 def check_upgrade(
     request: h11.Request,
-    want_subprotocol: str,
+    want_subprotocol: str | None,
     response_headers: Mapping[str, str] | None = None,
 ) -> UpgradeAnswer:
     """Decide on a WebSocket upgrade request for an SP path.
@@ -187,14 +191,21 @@ def check_upgrade(
 
     Args:
         request: The parsed request.
-        want_subprotocol: Our own subprotocol (``<self_name>.sp.nanomsg.org``).
+        want_subprotocol: Our own subprotocol (``<self_name>.sp.nanomsg.org``),
+            or None (a byte-stream path without one): any offer is accepted
+            and no subprotocol is answered, which RFC 6455 §4.2.2 allows.
         response_headers: Extra headers for the 101 answer.
 
     Returns:
         The answer; ``accepted`` when it is a 101.
     """
+    what = (
+        f"SP over WebSocket ({want_subprotocol})"
+        if want_subprotocol and want_subprotocol.endswith(SUBPROTOCOL_SUFFIX)
+        else "WebSocket"
+    )
     if request.method != b"GET":
-        return _refuse(405, "SP over WebSocket needs GET", (b"Allow", b"GET"))
+        return _refuse(405, f"{what} needs GET", (b"Allow", b"GET"))
     h = _header_map(request.headers)
     length = h.get(b"content-length", b"0").strip()
     if (length and length != b"0") or b"transfer-encoding" in h:
@@ -202,8 +213,7 @@ def check_upgrade(
     if b"websocket" not in _tokens(h.get(b"upgrade", b"")):
         return _refuse(
             400,
-            f"this path speaks SP over WebSocket ({want_subprotocol}); "
-            "send a WebSocket upgrade request",
+            f"this path speaks {what}; send a WebSocket upgrade request",
         )
     if b"upgrade" not in _tokens(h.get(b"connection", b"")):
         return _refuse(400, "missing 'Connection: Upgrade'")
@@ -217,18 +227,24 @@ def check_upgrade(
     if not valid_key:
         return _refuse(400, "missing or malformed Sec-WebSocket-Key")
     offered = [t.decode("latin-1") for t in _tokens(h.get(b"sec-websocket-protocol", b""))]
-    if want_subprotocol.lower() not in offered:
+    if want_subprotocol is not None and want_subprotocol.lower() not in offered:
         shown = ", ".join(offered) if offered else "none"
+        kind = "SP protocol" if what != "WebSocket" else "subprotocol"
         return _refuse(
-            400, f"SP protocol mismatch: this path serves {want_subprotocol}, offered: {shown}"
+            400, f"{kind} mismatch: this path serves {want_subprotocol}, offered: {shown}"
         )
+    chosen = (
+        []
+        if want_subprotocol is None
+        else [(b"Sec-WebSocket-Protocol", want_subprotocol.encode("latin-1"))]
+    )
     headers = [
         # Exact casing: NNG's dialer compares "websocket" with strcmp and
         # nanomsg's compares both whole values (wire-protocols.md §4 item 24).
         (b"Upgrade", b"websocket"),
         (b"Connection", b"Upgrade"),
         (b"Sec-WebSocket-Accept", accept_token(key)),
-        (b"Sec-WebSocket-Protocol", want_subprotocol.encode("latin-1")),
+        *chosen,
         *_encode_headers(response_headers),
     ]
     return UpgradeAnswer(101, headers)
@@ -243,7 +259,8 @@ class ClientHandshake:
     Args:
         host: The ``Host`` header value (``host:port``).
         target: The request target (path and query).
-        want_subprotocol: The subprotocol to ask for (the listener's protocol).
+        want_subprotocol: The subprotocol to ask for (the listener's protocol),
+            or None: none is offered and the server must answer none.
         request_headers: Extra request headers.
         key: The ``Sec-WebSocket-Key`` (random when None; for tests).
         max_response_size: Largest response head accepted, bytes.
@@ -261,7 +278,7 @@ class ClientHandshake:
         self,
         host: str,
         target: str,
-        want_subprotocol: str,
+        want_subprotocol: str | None,
         request_headers: Mapping[str, str] | None = None,
         *,
         key: bytes | None = None,
@@ -269,7 +286,9 @@ class ClientHandshake:
     ) -> None:
         self.key = key if key is not None else base64.b64encode(os.urandom(16))
         self.subprotocol = want_subprotocol
-        self._want = want_subprotocol.lower().encode("latin-1")
+        self._want = (
+            [] if want_subprotocol is None else [want_subprotocol.lower().encode("latin-1")]
+        )
         self.done = False
         self.error: BaseException | None = None
         self.status: int | None = None
@@ -282,7 +301,11 @@ class ClientHandshake:
             (b"Connection", b"Upgrade"),
             (b"Sec-WebSocket-Key", self.key),
             (b"Sec-WebSocket-Version", b"13"),
-            (b"Sec-WebSocket-Protocol", want_subprotocol.encode("latin-1")),
+            *(
+                []
+                if want_subprotocol is None
+                else [(b"Sec-WebSocket-Protocol", want_subprotocol.encode("latin-1"))]
+            ),
             *_encode_headers(request_headers),
         ]
         self._request = (
@@ -363,10 +386,12 @@ class ClientHandshake:
             self._fail(ProtocolError("101 response without 'Connection: Upgrade'"))
         elif h.get(b"sec-websocket-accept", b"").strip() != accept_token(self.key):
             self._fail(ProtocolError("101 response with a wrong Sec-WebSocket-Accept"))
-        elif _tokens(h.get(b"sec-websocket-protocol", b"")) != [self._want]:
+        elif _tokens(h.get(b"sec-websocket-protocol", b"")) != self._want:
             got = h.get(b"sec-websocket-protocol", b"").decode("latin-1") or "none"
             self._fail(
-                ProtocolError(f"server answered subprotocol {got}, expected {self.subprotocol}")
+                ProtocolError(
+                    f"server answered subprotocol {got}, expected {self.subprotocol or 'none'}"
+                )
             )
         elif b"sec-websocket-extensions" in h:
             self._fail(ProtocolError("server enabled a WebSocket extension nobody offered"))
@@ -387,6 +412,10 @@ class WSCodec:
         recv_frame_max: Largest frame accepted, bytes; 0: no limit.
         send_frame_max: Messages larger than this go out in several frames;
             0: always one frame.
+        fragments: True for byte streams: :meth:`receive` returns each binary
+            frame's payload as it comes, without waiting for the message's
+            last frame (message boundaries mean nothing to a byte stream, and
+            this keeps a large message from being held whole).
 
     Attributes:
         error: Why the connection failed (``MessageTooLarge`` for 1009,
@@ -398,6 +427,7 @@ class WSCodec:
     """
 
     __slots__ = (
+        "_fragments",
         "_parts",
         "_proto",
         "close_code",
@@ -414,7 +444,9 @@ class WSCodec:
         recv_max_size: int = 0,
         recv_frame_max: int = DEFAULT_RECV_FRAME_MAX,
         send_frame_max: int = DEFAULT_SEND_FRAME_MAX,
+        fragments: bool = False,
     ) -> None:
+        self._fragments = fragments
         self._proto = Protocol(
             Side.CLIENT if client else Side.SERVER,
             state=OPEN,
@@ -444,7 +476,10 @@ class WSCodec:
             if opcode is BINARY or opcode is CONT:
                 # Parsed payloads are bytes (masked) or bytearray (unmasked).
                 data = cast("bytes | bytearray", frame.data)
-                if frame.fin:
+                if self._fragments:
+                    if data:
+                        out.append(data)
+                elif frame.fin:
                     parts = self._parts
                     if parts is None:
                         out.append(data)
@@ -457,7 +492,7 @@ class WSCodec:
                 else:
                     self._parts.append(data)
             elif opcode is TEXT:
-                self.fail(CLOSE_UNSUPPORTED, "SP over WebSocket carries binary messages only")
+                self.fail(CLOSE_UNSUPPORTED, "binary messages only")
                 self.error = ProtocolError("peer sent a text frame (closed with 1003)")
                 return out
             elif opcode is PONG:

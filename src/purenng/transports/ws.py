@@ -28,6 +28,8 @@ Options (dialer, listener or socket):
 * ``tls_config`` (wss only): a :class:`purenng.TLSConfig`.  A listener
   needs one with a certificate; a dialer without one checks the server
   against the system trust store.
+* ``ws_protocol`` (byte streams only): the subprotocol a stream dialer
+  asks for and a stream listener requires; None (default): none.
 
 Rules:
 
@@ -44,6 +46,17 @@ Rules:
   port with different paths, next to static files and REST handlers of a
   :class:`purenng.http.Server`, in either order.  A request for a path
   nobody listens on gets 404 (the dialer raises ``ConnectionRefused``).
+
+**Byte streams** (``purenng.stream.dial``/``listen`` over ws/wss, through
+:meth:`WSTransport.dial_stream` and :meth:`WSTransport.listen_stream`): a
+plain WebSocket connection, no SP subprotocol, no SP header.  Each write is
+one binary message (fragmented by ``ws_send_frame_max``); reads return the
+payloads of received binary frames in order as they arrive, so message
+boundaries carry no meaning.  The subprotocol is the application's
+(``ws_protocol``): a stream listener without one accepts any upgrade and
+answers none (a browser or ``websockets`` client offering none connects).
+Stream paths share ports with SP paths like any other.  ``ws_ping_interval``
+is for SP pipes; a stream refuses it.
 
 Dependencies: the ``ws`` extra (``pip install 'purenng[ws]'``): websockets'
 sans-I/O framing and h11; why these is explained in
@@ -67,18 +80,22 @@ import asyncio
 import errno
 import logging
 import socket
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import BadOption, NotSupported, Timeout, TLSError
 from ..plugin import (
     BadAddress,
+    Closed,
     ConnectionRefused,
     ConnectionReset,
     OptionSpec,
     Pipe,
     PipeListener,
     PipeTransport,
+    Stream,
+    StreamListener,
     duration,
     hookimpl,
     integer,
@@ -94,7 +111,7 @@ if TYPE_CHECKING:
     from ..plugin import URL, ProtocolInfo, Registry
     from ._ws_codec import ClientHandshake, WSCodec
 
-__all__ = ["WSURL", "WSPipe", "WSTransport", "parse_ws_url"]
+__all__ = ["WSURL", "WSPipe", "WSStream", "WSTransport", "parse_ws_url"]
 
 log = logging.getLogger("purenng")
 
@@ -105,6 +122,10 @@ BIG_WRITE = 64 * 1024
 #: asyncio write buffer limits per pipe.
 WRITE_HIGH = 1 << 20
 WRITE_LOW = 256 * 1024
+#: A byte stream stops reading while this many bytes wait unread, and reads
+#: again below :data:`READ_LOW`.
+READ_HIGH = 1 << 20
+READ_LOW = 256 * 1024
 
 _FAMILY = {
     "ws": socket.AF_UNSPEC,
@@ -142,6 +163,22 @@ def _headers_value(value: Any) -> dict[str, str] | None:
         if not k or any(c in k for c in ":\r\n ") or any(c in v for c in "\r\n"):
             raise ValueError(f"bad header {k!r}: {v!r}")
     return dict(value)
+
+
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _subprotocol_value(value: Any) -> str | None:
+    """Option check: one HTTP token (RFC 9110 §5.6.2), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("expected a str (one subprotocol name) or None")
+    if not value or not set(value) <= _TOKEN_CHARS:
+        raise ValueError(f"{value!r} is not a valid subprotocol name (an HTTP token)")
+    return value
 
 
 # ---------------------------------------------------------------- URLs
@@ -561,17 +598,94 @@ class _HandshakeProtocol(asyncio.Protocol):
             self.done.set_result(None)
 
 
-def _options_limits(options: Mapping[str, Any]) -> dict[str, int]:
-    return {
-        "recv_max_size": int(options.get("recv_max_size", 0) or 0),
-        "recv_frame_max": int(options.get("ws_recv_frame_max", 1 << 20) or 0),
-        "send_frame_max": int(options.get("ws_send_frame_max", 64 * 1024) or 0),
-    }
+def _make_codec(options: Mapping[str, Any], *, client: bool, stream: bool = False) -> WSCodec:
+    """A codec with the options' limits; a byte stream's has no message limit."""
+    from ._ws_codec import WSCodec
+
+    return WSCodec(
+        client=client,
+        recv_max_size=0 if stream else int(options.get("recv_max_size", 0) or 0),
+        recv_frame_max=int(options.get("ws_recv_frame_max", 1 << 20) or 0),
+        send_frame_max=int(options.get("ws_send_frame_max", 64 * 1024) or 0),
+        fragments=stream,
+    )
 
 
 def _tls_config(options: Mapping[str, Any]) -> TLSConfig:
     cfg = options.get("tls_config")
     return cfg if isinstance(cfg, TLSConfig) else TLSConfig()
+
+
+async def _connect(
+    url: URL, options: Mapping[str, Any], want_subprotocol: str | None
+) -> tuple[asyncio.Transport, bytes]:
+    """Connect (TLS first for wss) and run the upgrade; reading is left paused.
+
+    Returns:
+        The transport and the bytes received after the 101 (the first frames).
+    """
+    from ._ws_codec import ClientHandshake
+
+    u = parse_ws_url(url)
+    loop = asyncio.get_running_loop()
+    timeout = float(options.get("ws_handshake_timeout") or HANDSHAKE_TIMEOUT)
+    hs = ClientHandshake(
+        u.host_header,
+        u.target,
+        want_subprotocol,
+        options.get("ws_request_headers"),
+    )
+    done: asyncio.Future[None] = loop.create_future()
+    kwargs: dict[str, Any] = {"family": u.family}
+    if u.tls:
+        cfg = _tls_config(options)
+        hostname = cfg.server_hostname(u.host)
+        kwargs.update(
+            ssl=cfg.client_context(hostname),
+            server_hostname=hostname,
+            ssl_handshake_timeout=timeout,
+        )
+    try:
+        async with asyncio.timeout(timeout):
+            tr, pr = await loop.create_connection(
+                lambda: _HandshakeProtocol(hs, done), u.host, u.port, **kwargs
+            )
+    except TimeoutError:
+        raise Timeout(f"{url.raw}: no connection within {timeout:g} s") from None
+    except socket.gaierror as exc:
+        raise BadAddress(f"{url.raw!r}: cannot resolve {u.host!r}: {exc.strerror}") from exc
+    except OSError as exc:
+        if u.tls:
+            from .tls import tls_error
+
+            err = tls_error(exc, url.raw)
+            if err is not exc:
+                raise err from exc
+        if exc.errno == errno.ECONNREFUSED or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
+            raise ConnectionRefused(f"{url.raw}: connection refused") from exc
+        raise
+    try:
+        async with asyncio.timeout(timeout):
+            await done
+    except TimeoutError:
+        tr.abort()
+        raise Timeout(f"{url.raw}: no WebSocket upgrade answer within {timeout:g} s") from None
+    except BaseException:
+        tr.abort()
+        raise
+    if hs.error is not None:
+        tr.abort()
+        err = hs.error
+        if u.tls and isinstance(err, ConnectionReset) and hs.status is None:
+            # TLS 1.3: a server that refuses our certificate does so after
+            # the handshake, by closing before it answers the upgrade.
+            raise TLSError(
+                f"{url.raw}: the server closed the connection right after the TLS "
+                "handshake, before answering (did it reject our client certificate?)",
+                reason="connection closed right after the TLS handshake",
+            ) from err
+        raise type(err)(f"{url.raw}: {err}") from err
+    return tr, hs.trailing + pr.extra
 
 
 class WSTransport(PipeTransport):
@@ -611,6 +725,13 @@ class WSTransport(PipeTransport):
             HANDSHAKE_TIMEOUT,
             "seconds for connecting and the HTTP upgrade",
         ),
+        "ws_protocol": OptionSpec(
+            "ws_protocol",
+            _subprotocol_value,
+            None,
+            "byte streams only: the WebSocket subprotocol to ask for (dialer) or "
+            "require (listener); None: none.  SP sockets ignore it",
+        ),
         "tls_config": TLS_CONFIG_OPTION,
     }
 
@@ -635,76 +756,18 @@ class WSTransport(PipeTransport):
             Timeout: the connection or upgrade took too long.
         """
         _require_extra()
-        from ._ws_codec import ClientHandshake, WSCodec, subprotocol
+        from ._ws_codec import subprotocol
 
         self.check_dial_url(url)
-        u = parse_ws_url(url)
-        loop = asyncio.get_running_loop()
-        timeout = float(options.get("ws_handshake_timeout") or HANDSHAKE_TIMEOUT)
-        hs = ClientHandshake(
-            u.host_header,
-            u.target,
-            subprotocol(proto.peer_name),
-            options.get("ws_request_headers"),
-        )
-        done: asyncio.Future[None] = loop.create_future()
-        kwargs: dict[str, Any] = {"family": u.family}
-        if u.tls:
-            cfg = _tls_config(options)
-            hostname = cfg.server_hostname(u.host)
-            kwargs.update(
-                ssl=cfg.client_context(hostname),
-                server_hostname=hostname,
-                ssl_handshake_timeout=timeout,
-            )
-        try:
-            async with asyncio.timeout(timeout):
-                tr, pr = await loop.create_connection(
-                    lambda: _HandshakeProtocol(hs, done), u.host, u.port, **kwargs
-                )
-        except TimeoutError:
-            raise Timeout(f"{url.raw}: no connection within {timeout:g} s") from None
-        except socket.gaierror as exc:
-            raise BadAddress(f"{url.raw!r}: cannot resolve {u.host!r}: {exc.strerror}") from exc
-        except OSError as exc:
-            if u.tls:
-                from .tls import tls_error
-
-                err = tls_error(exc, url.raw)
-                if err is not exc:
-                    raise err from exc
-            if exc.errno == errno.ECONNREFUSED or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
-                raise ConnectionRefused(f"{url.raw}: connection refused") from exc
-            raise
-        try:
-            async with asyncio.timeout(timeout):
-                await done
-        except TimeoutError:
-            tr.abort()
-            raise Timeout(f"{url.raw}: no WebSocket upgrade answer within {timeout:g} s") from None
-        except BaseException:
-            tr.abort()
-            raise
-        if hs.error is not None:
-            tr.abort()
-            err = hs.error
-            if u.tls and isinstance(err, ConnectionReset) and hs.status is None:
-                # TLS 1.3: a server that refuses our certificate does so after
-                # the handshake, by closing before it answers the upgrade.
-                raise TLSError(
-                    f"{url.raw}: the server closed the connection right after the TLS "
-                    "handshake, before answering (did it reject our client certificate?)",
-                    reason="connection closed right after the TLS handshake",
-                ) from err
-            raise type(err)(f"{url.raw}: {err}") from err
+        tr, trailing = await _connect(url, options, subprotocol(proto.peer_name))
         pipe = WSPipe(
             proto.peer_id,
             url.scheme,
-            WSCodec(client=True, **_options_limits(options)),
-            loop,
+            _make_codec(options, client=True),
+            asyncio.get_running_loop(),
             ping_interval=options.get("ws_ping_interval"),
         )
-        pipe.start(tr, hs.trailing + pr.extra)
+        pipe.start(tr, trailing)
         if pipe.closed:
             raise pipe.error or ConnectionReset(f"{url.raw}: closed right after the upgrade")
         return pipe
@@ -725,8 +788,67 @@ class WSTransport(PipeTransport):
             BadOption: wss without a ``tls_config`` that has a certificate.
         """
         _require_extra()
-        from ..http._service import acquire, bind_host
         from ._ws_codec import subprotocol
+
+        svc, u = await self._acquire(url, options)
+        lst = _WSListener(svc, u, url, options, proto, on_pipe, subprotocol(proto.self_name))
+        try:
+            svc.add_ws_route(u.path, lst, url.raw)
+        except BaseException:
+            svc.release()
+            raise
+        return lst
+
+    async def dial_stream(self, url: URL, options: Mapping[str, Any]) -> Stream:
+        """Connect and upgrade to a plain WebSocket for ``purenng.stream.dial``.
+
+        No SP subprotocol: ``ws_protocol`` is asked for if set (and must be
+        answered), else none is offered and none may be answered.
+
+        Raises:
+            ConnectionRefused: nobody listens, or the server answered 401,
+                403, 404, 405 or 501.
+            ProtocolError: another refusal or a bad answer; ``TLSError``
+                for TLS failures (wss).
+            Timeout: the connection or upgrade took too long.
+        """
+        _require_extra()
+        self.check_dial_url(url)
+        _check_stream_options(url, options)
+        want = options.get("ws_protocol")
+        tr, trailing = await _connect(url, options, want)
+        stream = WSStream(_make_codec(options, client=True, stream=True), want)
+        stream.start(tr, trailing)
+        return stream
+
+    async def listen_stream(self, url: URL, options: Mapping[str, Any]) -> StreamListener:
+        """Serve byte streams at the URL's path on the shared HTTP service.
+
+        The path shares its port with SP paths, REST handlers and static
+        files exactly as an SP listener does.  With ``ws_protocol`` set a
+        client must offer it; without, any upgrade is accepted and no
+        subprotocol is answered.
+
+        Raises:
+            AddressInUse: the port is taken by something else, served on
+                another loop or with other TLS settings, or the path is taken.
+            BadAddress: the URL cannot be used.
+            BadOption: wss without a ``tls_config`` that has a certificate.
+        """
+        _require_extra()
+        _check_stream_options(url, options)
+        svc, u = await self._acquire(url, options)
+        lst = _WSStreamListener(svc, u, url, options)
+        try:
+            svc.add_ws_route(u.path, lst, url.raw)
+        except BaseException:
+            svc.release()
+            raise
+        return lst
+
+    async def _acquire(self, url: URL, options: Mapping[str, Any]) -> tuple[Service, WSURL]:
+        """Join (or start) the shared HTTP service for the URL's host and port."""
+        from ..http._service import acquire, bind_host
 
         u = parse_ws_url(url)
         ssl_context = None
@@ -742,13 +864,7 @@ class WSTransport(PipeTransport):
             ssl_context=ssl_context,
             where=url.raw,
         )
-        lst = _WSListener(svc, u, url, options, proto, on_pipe, subprotocol(proto.self_name))
-        try:
-            svc.add_ws_route(u.path, lst, url.raw)
-        except BaseException:
-            svc.release()
-            raise
-        return lst
+        return svc, u
 
 
 class _WSListener(PipeListener):
@@ -771,7 +887,7 @@ class _WSListener(PipeListener):
         self._options = options
         self._proto = proto
         self._on_pipe = on_pipe
-        self.subprotocol = subprotocol
+        self.subprotocol: str | None = subprotocol
         self.response_headers: Mapping[str, str] | None = options.get("ws_response_headers")
         self.closed = False
         shown = _format_host(u.host) if u.host != "*" else u.host
@@ -779,7 +895,6 @@ class _WSListener(PipeListener):
 
     def on_upgrade(self, transport: asyncio.Transport, trailing: bytes) -> None:
         """The service accepted an upgrade on our path: make the pipe and hand it over."""
-        from ._ws_codec import WSCodec
 
         if self.closed:
             transport.abort()
@@ -787,7 +902,7 @@ class _WSListener(PipeListener):
         pipe = WSPipe(
             self._proto.peer_id,
             self._scheme,
-            WSCodec(client=False, **_options_limits(self._options)),
+            _make_codec(self._options, client=False),
             self.loop,
             ping_interval=self._options.get("ws_ping_interval"),
         )
@@ -810,6 +925,277 @@ class _WSListener(PipeListener):
     @property
     def local_address(self) -> Any:
         return self.svc.sockname
+
+
+# ---------------------------------------------------------------- byte streams
+
+
+class WSStream(Stream, asyncio.Protocol):
+    """A byte stream over one WebSocket connection (``purenng.stream`` over ws/wss).
+
+    Made by :meth:`WSTransport.dial_stream` or a stream listener, never by
+    hand.  Each :meth:`write` is one binary message (in frames of at most
+    ``ws_send_frame_max`` bytes); :meth:`read` returns the payloads of
+    received binary frames in order, as one byte stream.  Message boundaries
+    carry no meaning.  A close frame or the end of the connection makes
+    :meth:`read` return ``b""`` once the buffer is empty; a protocol failure
+    (a text frame, bad framing, a frame over ``ws_recv_frame_max``) makes it
+    raise :class:`~purenng.core.errors.ConnectionReset`.
+
+    Reading is paused while more than :data:`READ_HIGH` bytes wait unread, so
+    a slow reader holds the sender back through TCP.
+    """
+
+    def __init__(self, codec: WSCodec, subprotocol: str | None) -> None:
+        self._codec = codec
+        self._tr: Any = None
+        self._info: dict[str, Any] = {"ws_protocol": subprotocol}
+        self._buffer = bytearray()
+        self._eof = False
+        self._error: BaseException | None = None
+        self._closed = False
+        self._reading_paused = False
+        self._write_paused = False
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._drain_waiters: list[asyncio.Future[None]] = []
+
+    def start(self, transport: asyncio.BaseTransport, trailing: bytes) -> None:
+        """Become ``transport``'s protocol and start reading (``trailing`` first)."""
+        tr: Any = transport
+        self._tr = tr
+        # Kept: a closed TLS transport no longer answers get_extra_info.
+        for name in ("sockname", "peername", "peercert"):
+            self._info[name] = tr.get_extra_info(name)
+        try:
+            tr.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+        except (AttributeError, NotImplementedError):
+            pass
+        sock = tr.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        tr.set_protocol(self)
+        if tr.is_closing():
+            self._ended()
+            return
+        if trailing:
+            self.data_received(trailing)
+        if not self._eof and not self._reading_paused:
+            tr.resume_reading()
+
+    # ------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        pass  # adopted in start()
+
+    def data_received(self, data: bytes) -> None:
+        if self._eof:
+            return
+        codec = self._codec
+        for chunk in codec.receive(data):
+            self._buffer += chunk
+        if codec.closing:
+            if codec.error is not None and self._error is None:
+                self._error = codec.error
+            self._finish()  # echo the peer's close frame (or send ours), then end
+            return
+        self._flush()  # pongs
+        if len(self._buffer) >= READ_HIGH and not self._reading_paused:
+            self._reading_paused = True
+            self._tr.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._codec.receive_eof()
+        return False  # the transport closes; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self._error is None and not self._codec.closing:
+            self._error = exc
+        self._ended()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._release_drainers()
+
+    # ------------------------------------------------------------ Stream
+
+    async def read(self, max_bytes: int = 65536) -> bytes:
+        while True:
+            if self._closed:
+                raise Closed("stream is closed")
+            buf = self._buffer
+            if buf:
+                data = bytes(buf[:max_bytes])
+                del buf[:max_bytes]
+                if self._reading_paused and len(buf) < READ_LOW and not self._eof:
+                    self._reading_paused = False
+                    self._tr.resume_reading()
+                return data
+            if self._eof:
+                if self._error is not None:
+                    raise ConnectionReset(f"WebSocket stream failed: {self._error}") from (
+                        self._error
+                    )
+                return b""
+            self._read_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._read_waiter
+            finally:
+                self._read_waiter = None
+
+    def write(self, data: BytesLike) -> None:
+        """Send ``data`` as one binary message; ``b""`` sends nothing."""
+        if self._closed:
+            raise Closed("stream is closed")
+        if self._eof or self._codec.closing:
+            raise ConnectionReset("the WebSocket connection has ended")
+        if not data:
+            return
+        self._codec.send_message(b"", data)
+        self._flush()
+
+    async def drain(self) -> None:
+        if self._write_paused and not self._eof and not self._closed:
+            fut = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(fut)
+            await fut
+
+    def close(self) -> None:
+        """Send a close frame (1000) and close the connection; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._codec.close()
+        self._finish()
+        self._wake()
+
+    def extra(self, name: str, default: Any = None) -> Any:
+        """Connection details; ``"ws_protocol"`` is the agreed subprotocol (or None)."""
+        if name in self._info:
+            value = self._info[name]
+            return default if value is None else value
+        tr = self._tr
+        if tr is None or self._eof:
+            return default
+        return tr.get_extra_info(name, default)
+
+    # ------------------------------------------------------------ internals
+
+    def _flush(self) -> None:
+        tr = self._tr
+        if tr is None:
+            return
+        chunks = self._codec.data_to_send()
+        for chunk in chunks:
+            if chunk:
+                tr.write(chunk)
+            else:
+                tr.close()  # the codec's end-of-stream mark
+                return
+
+    def _finish(self) -> None:
+        self._flush()
+        if self._tr is not None:
+            self._tr.close()
+        self._ended()
+
+    def _ended(self) -> None:
+        self._eof = True
+        self._write_paused = False
+        self._wake()
+        self._release_drainers()
+
+    def _wake(self) -> None:
+        w = self._read_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _release_drainers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"<WSStream {self.remote_address}>"
+
+
+class _WSStreamListener(StreamListener):
+    """A byte-stream path on a shared HTTP service; queues a stream per upgrade."""
+
+    def __init__(self, svc: Service, u: WSURL, url: URL, options: Mapping[str, Any]) -> None:
+        self.svc = svc
+        self.loop = svc.loop
+        self._u = u
+        self._options = options
+        self.subprotocol: str | None = options.get("ws_protocol")
+        self.response_headers: Mapping[str, str] | None = options.get("ws_response_headers")
+        self.closed = False
+        self._queue: deque[WSStream] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        shown = _format_host(u.host) if u.host != "*" else u.host
+        self._url = f"{url.scheme}://{shown}:{svc.port}{u.target}"
+
+    def on_upgrade(self, transport: asyncio.Transport, trailing: bytes) -> None:
+        """The service accepted an upgrade on our path: queue the stream."""
+        if self.closed:
+            transport.abort()
+            return
+        stream = WSStream(_make_codec(self._options, client=False, stream=True), self.subprotocol)
+        stream.start(transport, trailing)
+        self._queue.append(stream)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def accept(self) -> Stream:
+        while not self._queue:
+            if self.closed:
+                raise Closed("listener is closed")
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    def close(self) -> None:
+        """Stop serving the path; the service closes with its last user."""
+        if self.closed:
+            return
+        self.closed = True
+        self.svc.remove_ws_route(self._u.path, self)
+        self.svc.release()
+        while self._queue:
+            self._queue.popleft().close()
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def aclose(self) -> None:
+        self.close()
+        server = self.svc.server
+        if self.svc.closed and server is not None:
+            await server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def local_address(self) -> Any:
+        return self.svc.sockname
+
+
+def _check_stream_options(url: URL, options: Mapping[str, Any]) -> None:
+    if options.get("ws_ping_interval") is not None:
+        raise BadOption(f"{url.raw}: ws_ping_interval applies to SP sockets, not byte streams")
 
 
 @hookimpl
