@@ -21,6 +21,7 @@ from purenng.bench.runner import (
     BenchConfig,
     BenchError,
     BenchResult,
+    bench_url,
     format_size,
     parse_size,
     render_table,
@@ -72,6 +73,40 @@ def test_quick_json_against_pynng() -> None:
     assert doc["errors"] == 0
 
 
+def _need_cryptography() -> None:
+    if importlib.util.find_spec("cryptography") is None:
+        pytest.skip("cryptography (dev extra) is not installed")
+
+
+@pytest.mark.parametrize(("transport", "api"), [("tls", "sync"), ("wss", "async")])
+def test_quick_tls_transports_against_pynng(tmp_path: Path, transport: str, api: str) -> None:
+    _need_pynng()
+    _need_cryptography()
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = _bench(
+        "--quick", "--json", "--modes", "thr", "--peers", "pynng,pyzmq",
+        "--transports", transport, "--apis", api, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["errors"] == 0
+    (row,) = doc["thr"]["rows"]
+    assert (row["transport"], row["size"], row["api"]) == (transport, 64, api)
+    for lib in ("purenng", "pynng"):
+        cell = row["results"][lib]
+        assert cell["ok_runs"] == 1, cell
+        assert cell["msgs_per_s"] > 0
+        assert cell["MB_per_s"] > 0
+        assert cell["runs_lost"] == [0]
+    assert row["ratio"]["pynng"] > 0
+    # pyzmq has no TLS: no run, no error, n/a in the table.
+    if importlib.util.find_spec("zmq") is not None:
+        assert row["results"]["pyzmq"] == {"ok_runs": 0, "na": True}
+        assert row["ratio"]["pyzmq"] is None
+    # The certificates lived in the bench's temp dir, which is gone.
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_ipc_files_removed(tmp_path: Path) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path))
     proc = _bench(
@@ -90,6 +125,26 @@ def test_failed_receiver_is_reported() -> None:
     cfg = BenchConfig(duration=0.1, grace=0.5)
     with pytest.raises(BenchError, match="receiver did not start"):
         run_pair(cfg, "purenng", "sync", "nosuchscheme://127.0.0.1:1", 64)
+
+
+def test_tls_run_without_certificates_fails() -> None:
+    cfg = BenchConfig(duration=0.1, grace=0.5)
+    with pytest.raises(BenchError, match="needs certificates"):
+        run_pair(cfg, "purenng", "sync", bench_url("tls"), 64)
+
+
+def test_transports_option() -> None:
+    parser = argparse.ArgumentParser()
+    cli_bench.add_arguments(parser)
+    args = parser.parse_args(["--transports", "tcp,tls,ws,wss", "--peers", "none"])
+    suite = cli_bench._configs(args, [], 1.0)
+    assert suite.thr is not None
+    assert suite.lat is not None
+    assert suite.thr.transports == ["tcp", "tls", "ws", "wss"]
+    assert suite.lat.transports == ["tcp"]
+    assert BenchConfig().transports == ["tcp", "ipc"]
+    assert bench_url("wss").startswith("wss://127.0.0.1:")
+    assert bench_url("tls").startswith("tls+tcp://127.0.0.1:")
 
 
 def test_unknown_peer_is_a_usage_error() -> None:

@@ -26,6 +26,17 @@ Rules of a measurement (the same for every library, so ratios are fair):
 * Every single send or receive is bounded by :data:`IO_TIMEOUT`, and the
   runner kills a child that outlives its hard limit: nothing here can hang.
 
+Transports are whatever the URL says (``tcp://``, ``ipc://``,
+``tls+tcp://``, ``ws://``, ``wss://``); :attr:`Library.transports` says which
+a library can speak (pyzmq has no TLS and no WebSocket).  For ``tls+tcp`` and
+``wss`` the runner writes a throwaway CA and server certificate once per
+bench and passes the directory (``--tls-dir``, see :class:`TLSFiles`): the
+receiver presents the server certificate, the sender trusts the CA and
+checks the name ``localhost`` (the certificate's SAN) while it dials
+127.0.0.1.  Over ``ws``/``wss`` NNG writes a message as one frame, so a
+purenng receiver lifts its 1 MiB frame limit (``ws_recv_frame_max=0``): the
+message limit stays :data:`RECV_MAX`.
+
 Peer libraries are imported only inside the openers, so importing this
 module costs nothing and a missing peer is only reported as unavailable.
 """
@@ -42,7 +53,8 @@ import select
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Sequence, Sized
@@ -52,10 +64,13 @@ __all__ = [
     "END",
     "IO_TIMEOUT",
     "LIBRARIES",
+    "NET_TRANSPORTS",
     "RECV_MAX",
+    "TLS_SERVER_NAME",
     "AsyncSide",
     "Library",
     "SyncSide",
+    "TLSFiles",
     "available_libraries",
     "main",
     "resolve_library",
@@ -73,6 +88,12 @@ IO_TIMEOUT = 20.0
 
 #: The APIs compared, in table order.
 API_NAMES = ("sync", "async")
+
+#: Every transport a library may speak here (loopback and local sockets only).
+NET_TRANSPORTS = ("tcp", "ipc", "tls", "ws", "wss")
+
+#: The name the sender checks in the receiver's certificate (its SAN).
+TLS_SERVER_NAME = "localhost"
 
 #: How many messages between two clock reads in the hot loops.
 _SEND_CHECK = 15  # mask: every 16 messages
@@ -95,6 +116,41 @@ class AsyncSide(NamedTuple):
     close: Callable[[], Awaitable[object]]
 
 
+class TLSFiles(NamedTuple):
+    """PEM files of a TLS run: the CA the sender trusts, the receiver's pair.
+
+    The names are those :meth:`purenng.testing.certs.DevCerts.write` uses.
+    """
+
+    ca: str
+    cert: str
+    key: str
+
+    @classmethod
+    def in_dir(cls, directory: str) -> TLSFiles:
+        """The files in ``directory`` (``ca.pem``, ``server.pem``, ``server.key``)."""
+        d = Path(directory)
+        return cls(str(d / "ca.pem"), str(d / "server.pem"), str(d / "server.key"))
+
+
+class SyncOpener(Protocol):
+    """Opens one end of a blocking run: ``role`` is ``recv`` or ``send``."""
+
+    def __call__(self, role: str, url: str, tls: TLSFiles | None = None, /) -> SyncSide: ...
+
+
+class AsyncOpener(Protocol):
+    """Opens one end of an asyncio run inside the running loop."""
+
+    def __call__(
+        self, role: str, url: str, tls: TLSFiles | None = None, /
+    ) -> Coroutine[Any, Any, AsyncSide]: ...
+
+
+def _uses_tls(url: str) -> bool:
+    return url.startswith(("tls+", "wss"))
+
+
 def _async_close(close: Callable[[], object]) -> Callable[[], Awaitable[object]]:
     """Wrap a blocking ``close`` so that every :class:`AsyncSide` awaits it."""
 
@@ -105,54 +161,101 @@ def _async_close(close: Callable[[], object]) -> Callable[[], Awaitable[object]]
 
 
 # ---------------------------------------------------------------- openers
-# role is "recv" (PULL, listens) or "send" (PUSH, dials).
+# role is "recv" (PULL, listens) or "send" (PUSH, dials); tls is required
+# for tls+tcp:// and wss:// URLs and ignored otherwise.
 
 
-def _purenng_sync(role: str, url: str) -> SyncSide:
+def _need_tls(url: str, tls: TLSFiles | None) -> TLSFiles:
+    if tls is None:
+        raise ValueError(f"{url} needs certificates (--tls-dir)")
+    return tls
+
+
+def _purenng_endpoint_options(role: str, url: str, tls: TLSFiles | None) -> dict[str, Any]:
+    """Per-endpoint options of a purenng run (TLS, ws frame limit), by role."""
     import purenng
 
+    opts: dict[str, Any] = {}
+    if _uses_tls(url):
+        files = _need_tls(url, tls)
+        if role == "recv":
+            opts["tls_config"] = purenng.TLSConfig(cert_file=files.cert, key_file=files.key)
+        else:
+            opts["tls_config"] = purenng.TLSConfig(ca_file=files.ca, server_name=TLS_SERVER_NAME)
+    if role == "recv" and url.startswith("ws"):
+        opts["ws_recv_frame_max"] = 0  # NNG sends a message as one frame
+    return opts
+
+
+def _purenng_sync(role: str, url: str, tls: TLSFiles | None = None) -> SyncSide:
+    import purenng
+
+    opts = _purenng_endpoint_options(role, url, tls)
     if role == "recv":
         pull = purenng.Pull0(recv_max_size=RECV_MAX, recv_timeout=IO_TIMEOUT)
-        pull.listen(url)
+        pull.listen(url, **opts)
         return SyncSide(pull.send, pull.recv, pull.close)
     push = purenng.Push0(send_timeout=IO_TIMEOUT)
-    push.dial(url, block=True)
+    push.dial(url, block=True, **opts)
     return SyncSide(push.send, push.recv, push.close)
 
 
-async def _purenng_async(role: str, url: str) -> AsyncSide:
+async def _purenng_async(role: str, url: str, tls: TLSFiles | None = None) -> AsyncSide:
     import purenng
 
+    opts = _purenng_endpoint_options(role, url, tls)
     # Made inside the running loop, so the socket lives on it.
     if role == "recv":
         pull = purenng.Pull0(recv_max_size=RECV_MAX, recv_timeout=IO_TIMEOUT)
-        await pull.alisten(url)
+        await pull.alisten(url, **opts)
         return AsyncSide(pull.asend, pull.arecv, pull.aclose)
     push = purenng.Push0(send_timeout=IO_TIMEOUT)
-    await push.adial(url, block=True)
+    await push.adial(url, block=True, **opts)
     return AsyncSide(push.asend, push.arecv, push.aclose)
 
 
-def _pynng_open(role: str, url: str) -> Any:
+def _pynng_tls(role: str, url: str, tls: TLSFiles | None) -> Any:
+    """A ``pynng.TLSConfig`` for ``role``, or None for a plain URL."""
+    if not _uses_tls(url):
+        return None
+    import pynng
+
+    files = _need_tls(url, tls)
+    if role == "recv":
+        return pynng.TLSConfig(
+            pynng.TLSConfig.MODE_SERVER,
+            own_cert_string=Path(files.cert).read_text(),
+            own_key_string=Path(files.key).read_text(),
+        )
+    return pynng.TLSConfig(
+        pynng.TLSConfig.MODE_CLIENT,
+        ca_string=Path(files.ca).read_text(),
+        server_name=TLS_SERVER_NAME,
+    )
+
+
+def _pynng_open(role: str, url: str, tls: TLSFiles | None = None) -> Any:
     import pynng
 
     ms = int(IO_TIMEOUT * 1000)
+    # The socket's tls_config applies to the endpoints made after it is set.
+    cfg = _pynng_tls(role, url, tls)
     if role == "recv":
-        s = pynng.Pull0(recv_max_size=RECV_MAX, recv_timeout=ms)
+        s = pynng.Pull0(recv_max_size=RECV_MAX, recv_timeout=ms, tls_config=cfg)
         s.listen(url)
     else:
-        s = pynng.Push0(send_timeout=ms)
+        s = pynng.Push0(send_timeout=ms, tls_config=cfg)
         s.dial(url, block=True)
     return s
 
 
-def _pynng_sync(role: str, url: str) -> SyncSide:
-    s = _pynng_open(role, url)
+def _pynng_sync(role: str, url: str, tls: TLSFiles | None = None) -> SyncSide:
+    s = _pynng_open(role, url, tls)
     return SyncSide(s.send, s.recv, s.close)
 
 
-async def _pynng_async(role: str, url: str) -> AsyncSide:
-    s = _pynng_open(role, url)
+async def _pynng_async(role: str, url: str, tls: TLSFiles | None = None) -> AsyncSide:
+    s = _pynng_open(role, url, tls)
     return AsyncSide(s.asend, s.arecv, _async_close(s.close))
 
 
@@ -172,12 +275,12 @@ def _nng_open(role: str, url: str) -> Any:
     return s
 
 
-def _nng_sync(role: str, url: str) -> SyncSide:
+def _nng_sync(role: str, url: str, tls: TLSFiles | None = None) -> SyncSide:
     s = _nng_open(role, url)
     return SyncSide(s.send, s.recv, s.close)
 
 
-async def _nng_async(role: str, url: str) -> AsyncSide:
+async def _nng_async(role: str, url: str, tls: TLSFiles | None = None) -> AsyncSide:
     s = _nng_open(role, url)
     return AsyncSide(s.asend, s.arecv, _async_close(s.close))
 
@@ -202,14 +305,14 @@ def _zmq_open(role: str, url: str, ctx: Any) -> tuple[Any, Callable[[], None]]:
     return s, close
 
 
-def _zmq_sync(role: str, url: str) -> SyncSide:
+def _zmq_sync(role: str, url: str, tls: TLSFiles | None = None) -> SyncSide:
     import zmq
 
     s, close = _zmq_open(role, url, zmq.Context())
     return SyncSide(s.send, s.recv, close)
 
 
-async def _zmq_async(role: str, url: str) -> AsyncSide:
+async def _zmq_async(role: str, url: str, tls: TLSFiles | None = None) -> AsyncSide:
     import zmq.asyncio
 
     s, close = _zmq_open(role, url, zmq.asyncio.Context())
@@ -228,8 +331,10 @@ class Library:
     """Distribution name, for the version."""
     label: str
     """What the table calls it."""
-    open_sync: Callable[[str, str], SyncSide]
-    open_async: Callable[[str, str], Coroutine[Any, Any, AsyncSide]]
+    open_sync: SyncOpener
+    open_async: AsyncOpener
+    transports: tuple[str, ...] = NET_TRANSPORTS
+    """Transports of :data:`NET_TRANSPORTS` it speaks; the others are n/a."""
 
     def available(self) -> bool:
         """True if the library can be imported (it is not imported here)."""
@@ -252,8 +357,9 @@ LIBRARIES: dict[str, Library] = {
     for lib in (
         Library("purenng", "purenng", "purenng", "purenng", _purenng_sync, _purenng_async),
         Library("pynng", "pynng", "pynng", "pynng", _pynng_sync, _pynng_async),
-        Library("pyzmq", "zmq", "pyzmq", "pyzmq", _zmq_sync, _zmq_async),
-        Library("nng", "nng", "nng", "nng", _nng_sync, _nng_async),
+        Library("pyzmq", "zmq", "pyzmq", "pyzmq", _zmq_sync, _zmq_async, ("tcp", "ipc")),
+        # The nng package's TLS configuration is not wired up here.
+        Library("nng", "nng", "nng", "nng", _nng_sync, _nng_async, ("tcp", "ipc", "ws")),
     )
 }
 
@@ -384,13 +490,18 @@ def _run_async(coro: Coroutine[Any, Any, dict[str, Any]], loop_kind: str) -> dic
     return asyncio.run(coro)
 
 
+def _tls_files(a: argparse.Namespace) -> TLSFiles | None:
+    return TLSFiles.in_dir(a.tls_dir) if a.tls_dir else None
+
+
 def _recv_role(a: argparse.Namespace) -> dict[str, Any]:
     lib = resolve_library(a.lib)
+    tls = _tls_files(a)
     cap = a.duration + a.grace
     if a.api == "async":
 
         async def run() -> dict[str, Any]:
-            side = await lib.open_async("recv", a.url)
+            side = await lib.open_async("recv", a.url, tls)
             print("READY", flush=True)
             try:
                 return await async_receiver(side, cap)
@@ -400,7 +511,7 @@ def _recv_role(a: argparse.Namespace) -> dict[str, Any]:
         c0 = time.process_time()
         res = _run_async(run(), a.loop)
     else:
-        side = lib.open_sync("recv", a.url)
+        side = lib.open_sync("recv", a.url, tls)
         print("READY", flush=True)
         c0 = time.process_time()
         try:
@@ -413,6 +524,7 @@ def _recv_role(a: argparse.Namespace) -> dict[str, Any]:
 
 def _send_role(a: argparse.Namespace) -> dict[str, Any]:
     lib = resolve_library(a.lib)
+    tls = _tls_files(a)
     payload = os.urandom(a.size)
     release = a.duration + a.grace + IO_TIMEOUT
     c0 = time.process_time()
@@ -420,7 +532,7 @@ def _send_role(a: argparse.Namespace) -> dict[str, Any]:
     if a.api == "async":
 
         async def run() -> dict[str, Any]:
-            side = await lib.open_async("send", a.url)
+            side = await lib.open_async("send", a.url, tls)
             try:
                 t = time.perf_counter()
                 n = await async_sender(side, payload, a.count, a.duration)
@@ -433,7 +545,7 @@ def _send_role(a: argparse.Namespace) -> dict[str, Any]:
 
         res = _run_async(run(), a.loop)
     else:
-        side = lib.open_sync("send", a.url)
+        side = lib.open_sync("send", a.url, tls)
         try:
             t = time.perf_counter()
             n = sync_sender(side, payload, a.count, a.duration)
@@ -460,6 +572,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=2.0)
     p.add_argument("--grace", type=float, default=5.0)
     p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    p.add_argument(
+        "--tls-dir", default=None, help="ca.pem, server.pem, server.key for tls+tcp:// and wss://"
+    )
     return p
 
 

@@ -19,8 +19,15 @@ Theory of operation:
   cell are spread over the whole bench.  On a noisy shared machine that is
   the best a ratio can get; the median of ``repeat`` runs is reported.
 * Addresses: ``tcp://127.0.0.1:<free port>`` (the kernel picks the port;
-  the tiny race before the receiver binds is accepted), or ipc paths in a
-  private temp directory that is removed afterwards.
+  the tiny race before the receiver binds is accepted), the same with
+  ``tls+tcp://``, ``ws://`` and ``wss://`` (path ``/bench``), or ipc paths
+  in a private temp directory that is removed afterwards.
+* TLS (``tls`` and ``wss``): one throwaway CA and server certificate per
+  bench (:mod:`purenng.testing.certs`, needs ``cryptography``), written to
+  the same temp directory and handed to the children as ``--tls-dir``.
+  Without ``cryptography`` those runs fail with a message saying so.
+* A library that cannot speak a transport (pyzmq: no TLS, no WebSocket)
+  gets no run there: its cell is ``n/a``, not an error.
 * A row is one (transport, size, API); it holds each library's median and
   the ratio purenng/peer in messages/s (sync against sync, async against
   async).  Sizes are equal within a row, so the MB/s ratio is the same.
@@ -39,7 +46,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .peers import API_NAMES, IO_TIMEOUT, LIBRARIES
+from .peers import API_NAMES, IO_TIMEOUT, LIBRARIES, NET_TRANSPORTS
 from .proc import HOST, BenchError, free_port, kill, last_json, machine_info, tail
 from .report import fmt_mb, fmt_rate, render_section
 
@@ -48,11 +55,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SIZES",
+    "DEFAULT_TRANSPORTS",
     "TRANSPORTS",
     "BenchConfig",
     "BenchError",
     "BenchResult",
     "background_loop_label",
+    "bench_url",
     "default_count",
     "fmt_mb",
     "fmt_rate",
@@ -62,13 +71,23 @@ __all__ = [
     "render_table",
     "run_bench",
     "run_pair",
+    "write_certs",
 ]
 
 #: The message sizes of the bench-peers baseline.
 DEFAULT_SIZES = (64, 1024, 64 << 10, 1 << 20)
 
 #: Transports the bench can use (loopback and local sockets only).
-TRANSPORTS = ("tcp", "ipc")
+TRANSPORTS = NET_TRANSPORTS
+
+#: Transports run when none are named.
+DEFAULT_TRANSPORTS = ("tcp", "ipc")
+
+#: Transports that need certificates.
+TLS_TRANSPORTS = ("tls", "wss")
+
+#: URL scheme of each network transport (ipc is a path, see :func:`bench_url`).
+_SCHEMES = {"tcp": "tcp", "tls": "tls+tcp", "ws": "ws", "wss": "wss"}
 
 #: Per-size message caps of the baseline: a run ends at the cap or the duration.
 _COUNT_CAPS = {64: 3_000_000, 1024: 2_000_000, 64 << 10: 200_000, 1 << 20: 6_000}
@@ -125,7 +144,7 @@ class BenchConfig:
     """What to run.  ``libraries`` starts with ``"purenng"``; the rest are peers."""
 
     sizes: list[int] = field(default_factory=lambda: list(DEFAULT_SIZES))
-    transports: list[str] = field(default_factory=lambda: list(TRANSPORTS))
+    transports: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSPORTS))
     apis: list[str] = field(default_factory=lambda: list(API_NAMES))
     libraries: list[str] = field(default_factory=lambda: ["purenng", "pynng", "pyzmq"])
     duration: float = 2.0
@@ -193,8 +212,42 @@ def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     return False
 
 
-def run_pair(cfg: BenchConfig, lib: str, api: str, url: str, size: int) -> dict[str, Any]:
+def bench_url(transport: str, ipc_path: str | None = None) -> str:
+    """The receiver's address for ``transport`` (a free loopback port, or ``ipc_path``)."""
+    if transport == "ipc":
+        assert ipc_path is not None
+        return f"ipc://{ipc_path}"
+    url = f"{_SCHEMES[transport]}://{HOST}:{free_port()}"
+    return url + "/bench" if transport in ("ws", "wss") else url
+
+
+def write_certs(directory: str) -> str:
+    """A fresh CA and server certificate in ``directory``; returns it (``--tls-dir``).
+
+    Raises:
+        BenchError: ``cryptography`` is not installed.
+    """
+    try:
+        from purenng.testing.certs import make_dev_certs
+
+        make_dev_certs().write(directory)
+    except ImportError as e:
+        raise BenchError(f"tls/wss runs need certificates: {e}") from None
+    return directory
+
+
+def run_pair(
+    cfg: BenchConfig,
+    lib: str,
+    api: str,
+    url: str,
+    size: int,
+    *,
+    tls_dir: str | None = None,
+) -> dict[str, Any]:
     """One receiver/sender pair; returns the receiver's result plus the sender's.
+
+    ``tls_dir`` holds the certificates of ``tls+tcp://`` and ``wss://`` runs.
 
     Raises:
         BenchError: a child failed, timed out or printed no result.
@@ -206,6 +259,8 @@ def run_pair(cfg: BenchConfig, lib: str, api: str, url: str, size: int) -> dict[
         "--count", str(count), "--duration", str(cfg.duration),
         "--grace", str(cfg.grace), "--loop", cfg.loop,
     ]  # fmt: skip
+    if tls_dir is not None:
+        args += ["--tls-dir", tls_dir]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     hard = cfg.child_timeout()
     recv: subprocess.Popen[bytes] | None = None
@@ -281,8 +336,12 @@ def background_loop_label() -> str:
     return "uvloop" if find_spec("uvloop") is not None else "asyncio"
 
 
-def _summarise(runs: list[dict[str, Any]], errors: list[str], skipped: int) -> dict[str, Any]:
+def _summarise(
+    runs: list[dict[str, Any]], errors: list[str], skipped: int, na: bool = False
+) -> dict[str, Any]:
     cell: dict[str, Any] = {"ok_runs": len(runs)}
+    if na:
+        cell["na"] = True
     if runs:
         cell["msgs_per_s"] = statistics.median(r["msgs_per_s"] for r in runs)
         cell["MB_per_s"] = statistics.median(r["MB_per_s"] for r in runs)
@@ -315,25 +374,32 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     skips: dict[tuple[str, int, str, str], int] = dict.fromkeys(cells, 0)
     tmpdir = tempfile.mkdtemp(prefix="purenng-bench-")
     serial = 0
+    tls_dir: str | None = None
+    tls_error: str | None = None
     try:
+        if any(tr in TLS_TRANSPORTS for tr in cfg.transports):
+            try:
+                tls_dir = write_certs(os.path.join(tmpdir, "certs"))
+            except BenchError as e:
+                tls_error = str(e)
         for rep in range(cfg.repeat):
             for cell in cells:
                 tr, size, api, lib = cell
                 what = f"{tr} {format_size(size)} {api} {lib}"
                 if cfg.repeat > 1:
                     what += f" [{rep + 1}/{cfg.repeat}]"
+                if tr not in LIBRARIES[lib].transports:
+                    continue  # n/a: the library cannot speak it
                 if time.monotonic() - t_start > cfg.budget:
                     skips[cell] += 1
                     continue
                 serial += 1
-                path = None
-                if tr == "ipc":
-                    path = os.path.join(tmpdir, f"{serial}.ipc")
-                    url = f"ipc://{path}"
-                else:
-                    url = f"tcp://{HOST}:{free_port()}"
+                path = os.path.join(tmpdir, f"{serial}.ipc") if tr == "ipc" else None
+                url = bench_url(tr, path)
                 try:
-                    r = run_pair(cfg, lib, api, url, size)
+                    if tr in TLS_TRANSPORTS and tls_error is not None:
+                        raise BenchError(tls_error)
+                    r = run_pair(cfg, lib, api, url, size, tls_dir=tls_dir)
                 except BenchError as e:
                     errs[cell].append(str(e))
                     if progress:
@@ -361,6 +427,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
                         runs[(tr, size, api, lib)],
                         errs[(tr, size, api, lib)],
                         skips[(tr, size, api, lib)],
+                        tr not in LIBRARIES[lib].transports,
                     )
                     for lib in cfg.libraries
                 }
@@ -403,7 +470,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
 
 def _cell_text(cell: dict[str, Any]) -> tuple[str, str]:
     if "msgs_per_s" not in cell:
-        word = "error" if cell.get("errors") else "skipped"
+        word = "n/a" if cell.get("na") else "error" if cell.get("errors") else "skipped"
         return word, ""
     mark = ""
     if cell.get("runs_capped"):
@@ -466,6 +533,8 @@ def render_table(result: BenchResult, *, markdown: bool = False, header: bool = 
         "Marks after a rate: * = a run hit the receive time cap, ! = messages were lost.  "
         "Numbers on a shared machine are noisy: read gaps under ~1.5x as noise."
     )
+    if any(c.get("na") for row in result.rows for c in row["results"].values()):
+        notes.append("n/a = the library has no such transport here (pyzmq: no TLS, no WebSocket).")
     notes.append(
         f"{result.elapsed_s:.0f} s, {result.errors} failed runs, {result.skipped} skipped."
     )

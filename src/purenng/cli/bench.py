@@ -24,6 +24,9 @@ joins with ``--peers all`` or by name.
 Options that several modes share (``--duration``, ``--repeat``,
 ``--transports``, ``--apis``, ``--peers``, ``--loop``, ``--budget``) apply
 to each mode that has them; ``--budget`` bounds each mode separately.
+``--transports`` takes ``tcp``, ``ipc``, ``tls`` (``tls+tcp://``), ``ws``
+and ``wss`` for thr (pyzmq shows ``n/a`` for the last three); lat keeps
+``tcp`` and ``ipc`` of the list (its default when none is left).
 
 Exit status: 0 when every run succeeded, 1 when some run failed (the table
 or JSON says which and why), 2 for bad options.
@@ -44,6 +47,7 @@ from purenng.bench.pipes import PipesConfig, max_pipes
 from purenng.bench.proc import PIN_MODES
 from purenng.bench.runner import (
     DEFAULT_SIZES,
+    DEFAULT_TRANSPORTS,
     TRANSPORTS,
     BenchConfig,
     format_size,
@@ -58,6 +62,9 @@ __all__ = ["add_arguments", "run"]
 
 #: Peers compared by default (when installed).
 DEFAULT_PEERS = ("pynng", "pyzmq")
+
+#: Transports of the lat mode (the others apply to thr only).
+LAT_TRANSPORTS = ("tcp", "ipc")
 
 #: Longest sender duration accepted, seconds.
 MAX_DURATION = 10.0
@@ -152,7 +159,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--transports",
         type=_choices(TRANSPORTS),
         default=None,
-        help=f"comma-separated transports of thr and lat (default {','.join(TRANSPORTS)})",
+        help=f"comma-separated transports from {', '.join(TRANSPORTS)} (default "
+        f"{','.join(DEFAULT_TRANSPORTS)}); lat runs only {' and '.join(LAT_TRANSPORTS)}",
     )
     parser.add_argument(
         "--apis",
@@ -292,8 +300,9 @@ def _configs(args: argparse.Namespace, peers: list[str], duration: float) -> Sui
         )
     if "lat" in modes:
         lat = QUICK_LAT if args.quick else LatConfig()
+        lat_transports = [t for t in args.transports or () if t in LAT_TRANSPORTS]
         out.lat = LatConfig(
-            transports=args.transports or list(lat.transports),
+            transports=lat_transports or list(lat.transports),
             apis=args.apis or list(lat.apis),
             libraries=libraries,
             pins=pins_for(args.pin),
