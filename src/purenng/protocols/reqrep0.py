@@ -74,16 +74,23 @@ This is what binds "the request this context received" to exactly the
 message the application got.  Cooked sends never get the channel's batching
 credit (:meth:`can_send` is False) so that every send reaches ``try_send``
 while its caller waits, and a :class:`BadState` reaches the caller.
+
+The backtrace parsing, id allocation, the REQ receive path and all of REP
+are shared with SURVEYOR/RESPONDENT in :mod:`._backtrace`; this module keeps
+REQ's sending, resends and contexts, and the names, ids and options.
 """
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..core.errors import BadState, ConnectionReset, NotSupported
-from ..plugin import Message, OptionSpec, Protocol, duration, hookimpl, integer
+from ..core.errors import BadState, ConnectionReset
+from ..plugin import Message, OptionSpec, duration, hookimpl, integer
+from ._backtrace import END_BIT as END_BIT
+from ._backtrace import MALFORMED as MALFORMED
+from ._backtrace import TOO_MANY_HOPS as TOO_MANY_HOPS
+from ._backtrace import Requester, Responder, backtrace_length
 
 if TYPE_CHECKING:
     import asyncio
@@ -97,12 +104,6 @@ __all__ = ["XREP_QUEUE", "Rep0Protocol", "Req0Protocol", "backtrace_length"]
 
 #: Messages a raw REP queues per pipe behind the pipe's own buffer (NNG: 64).
 XREP_QUEUE = 64
-#: The bit that ends a backtrace (set in request ids).
-END_BIT = 0x80000000
-
-#: :func:`backtrace_length` results that are not lengths.
-MALFORMED = -1
-TOO_MANY_HOPS = -2
 
 _TTL = OptionSpec(
     "ttl_max",
@@ -119,37 +120,6 @@ _RESEND = OptionSpec(
 _REQ_OPTIONS: Mapping[str, OptionSpec] = {s.name: s for s in (_TTL, _RESEND)}
 _REQ_CONTEXT_OPTIONS: Mapping[str, OptionSpec] = {_RESEND.name: _RESEND}
 _REP_OPTIONS: Mapping[str, OptionSpec] = {_TTL.name: _TTL}
-
-
-def backtrace_length(payload: bytes | bytearray, ttl: int | None) -> int:
-    """Bytes of backtrace at the front of ``payload``.
-
-    Words are taken up to and including the first with bit 31 set.  Checked
-    before each word, in NNG's order: more than ``ttl`` words (None: no
-    limit) is :data:`TOO_MANY_HOPS`, running out of bytes is
-    :data:`MALFORMED`.
-    """
-    n = len(payload)
-    limit = n // 4 + 1 if ttl is None else ttl
-    off = 0
-    for _ in range(limit):
-        if off + 4 > n:
-            return MALFORMED
-        if payload[off] & 0x80:
-            return off + 4
-        off += 4
-    return TOO_MANY_HOPS
-
-
-def _split(payload: bytes | bytearray, n: int) -> tuple[bytes, BytesLike]:
-    """Header bytes and body of ``payload`` cut at ``n``.
-
-    Small payloads are bytes (slicing copies little); a large one arrived in
-    its own bytearray and its body is viewed, not copied.
-    """
-    if type(payload) is bytes:
-        return payload[:n], payload[n:]
-    return bytes(payload[:n]), memoryview(payload)[n:]
 
 
 def _no_request() -> BadState:
@@ -261,7 +231,7 @@ class _ReqContext:
             self.timer.cancel()
             self.timer = None
         if self.req_id:
-            self.proto.requests.pop(self.req_id, None)
+            self.proto.outstanding.pop(self.req_id, None)
             self.req_id = 0
         self.request = None
         self.reply = None
@@ -297,7 +267,7 @@ class _ReqContext:
             ch.recv_error = exc
 
 
-class Req0Protocol(Protocol):
+class Req0Protocol(Requester[_ReqContext]):
     """REQ v0, cooked (contexts, resends) or raw."""
 
     name = "req0"
@@ -306,31 +276,27 @@ class Req0Protocol(Protocol):
     self_name = "req"
     peer_name = "rep"
     option_specs = _REQ_OPTIONS
+    first_id = 1  # the low 31 bits of a request id are never 0
+    answer_name = "reply"
+    id_name = "request id"
+    stale_counter = "stale_replies"
 
     def __init__(self, host: ProtocolHost, raw: bool) -> None:
         super().__init__(host, raw)
         self._ready: deque[Pipe] = deque()
         self._in_ready: set[int] = set()
-        #: Raw mode: pipes paused because the receive queue is full.
-        self._paused: dict[int, Pipe] = {}
-        #: Cooked mode state, shared by the contexts.
-        self.requests: dict[int, _ReqContext] = {}
+        #: Cooked mode state, shared by the contexts (with ``outstanding``).
         self.by_pipe: dict[int, dict[_ReqContext, None]] = {}
         self.blocked: dict[_ReqContext, None] = {}
         self.resend_queue: dict[_ReqContext, None] = {}
-        self.contexts: dict[_ReqContext, None] = {}
-        self._next_id = random.randrange(1, END_BIT)
-        self._default: _ReqContext | None = None
-        if not raw:
-            self._default = _ReqContext(self, host.channel)
-            self.contexts[self._default] = None
+
+    def make_context(self, channel: Channel) -> _ReqContext:
+        return _ReqContext(self, channel)
 
     # ------------------------------------------------------------ pipes
 
     def add_pipe(self, pipe: Pipe) -> bool:
-        if self.raw and self._paused:
-            pipe.pause_reading()  # the application is behind: start paused too
-            self._paused[pipe.id] = pipe
+        self.pauser.join(pipe)  # raw: the application is behind, start paused too
         self._mark_ready(pipe)
         return True
 
@@ -341,7 +307,7 @@ class Req0Protocol(Protocol):
         self._serve_waiting()
 
     def remove_pipe(self, pipe: Pipe) -> None:
-        self._paused.pop(pipe.id, None)
+        self.pauser.paused.pop(pipe.id, None)
         if pipe.id in self._in_ready:
             self._in_ready.discard(pipe.id)
             try:
@@ -408,47 +374,14 @@ class Req0Protocol(Protocol):
 
     def alloc_id(self, ctx: _ReqContext) -> int:
         """A fresh request id (bit 31 set, low bits never 0) owned by ``ctx``."""
-        n = self._next_id
-        while True:
-            rid = END_BIT | n
-            n = n + 1 if n < END_BIT - 1 else 1
-            if rid not in self.requests:
-                break
-        self._next_id = n
-        self.requests[rid] = ctx
+        rid = self.ids.take(self.outstanding)
+        self.outstanding[rid] = ctx
         return rid
 
     # ------------------------------------------------------------ receive
 
-    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
-        if self.raw:
-            n = backtrace_length(payload, None)
-            if n < 0:
-                self.host.reject_pipe(pipe, "malformed REP reply: no end of backtrace")
-                return
-            header, body = _split(payload, n)
-            if not self.host.channel.deliver(Message(body, header, pipe)) and (
-                pipe.id not in self._paused
-            ):
-                pipe.pause_reading()
-                self._paused[pipe.id] = pipe
-            return
-        if len(payload) < 4:
-            self.host.reject_pipe(pipe, "malformed REP reply: shorter than a request id")
-            return
-        ctx = self.requests.get(int.from_bytes(payload[:4], "big"))
-        if ctx is None:
-            self.host.count("stale_replies")
-            self.host.count("drops")
-            return
-        _, body = _split(payload, 4)
+    def matched(self, ctx: _ReqContext, pipe: Pipe, header: bytes, body: BytesLike) -> None:
         ctx.got_reply(Message(body, b"", pipe))
-
-    def recv_space(self) -> None:
-        paused, self._paused = self._paused, {}
-        for pipe in paused.values():
-            if not pipe.closed:
-                pipe.resume_reading()
 
     # ------------------------------------------------------------ send
 
@@ -463,18 +396,6 @@ class Req0Protocol(Protocol):
 
     def can_send(self) -> bool:
         return self.raw and bool(self._ready)
-
-    def new_context(self, channel: Channel) -> _ReqContext:
-        """A context with its own outstanding request (cooked only, as NNG).
-
-        Raises:
-            NotSupported: the socket is raw.
-        """
-        if self.raw:
-            raise NotSupported("raw REQ sockets have no contexts")
-        ctx = _ReqContext(self, channel)
-        self.contexts[ctx] = None
-        return ctx
 
     # ------------------------------------------------------------ options
 
@@ -491,66 +412,8 @@ class Req0Protocol(Protocol):
 # ---------------------------------------------------------------- REP
 
 
-class _RepContext:
-    """One conversation of a cooked REP socket: the request it must answer."""
-
-    option_specs: ClassVar[Mapping[str, OptionSpec]] = {}
-
-    def __init__(self, proto: Rep0Protocol, channel: Channel) -> None:
-        self.proto = proto
-        self.channel = channel
-        self.closed = False
-        self.pipe: Pipe | None = None
-        self.backtrace: bytes | None = None
-        channel.on_recv_wait = self.recv_wait
-
-    def recv_wait(self, poll: bool) -> None:
-        """A receive asks for a request (channel hook, on the loop)."""
-        ch = self.channel
-        if ch.recv_queued or self.closed or not (poll or ch.has_receiver):
-            return
-        item = self.proto.next_pending()
-        if item is not None:
-            self.take(*item)
-        elif not poll:
-            self.proto.wanting[self] = None
-
-    def take(self, pipe: Pipe, backtrace: bytes, body: BytesLike) -> None:
-        self.pipe = pipe
-        self.backtrace = backtrace
-        self.channel.deliver(Message(body, b"", pipe))
-
-    def try_send(self, msg: Message) -> bool:
-        backtrace = self.backtrace
-        if backtrace is None:
-            raise BadState("no request to reply to: receive one first")
-        pipe = self.pipe
-        if pipe is None or pipe.closed:
-            # The requester went away: it lost interest in the reply.
-            self.backtrace = self.pipe = None
-            self.proto.host.count("drops")
-            return True
-        if not pipe.writable:
-            self.proto.waiting.setdefault(pipe.id, {})[self] = None
-            return False
-        pipe.write(backtrace, msg.body)
-        self.backtrace = self.pipe = None
-        return True
-
-    def can_send(self) -> bool:
-        return False  # no batching credit: see the module header
-
-    def close(self) -> None:
-        self.closed = True
-        self.proto.wanting.pop(self, None)
-        pipe = self.pipe
-        if pipe is not None:
-            self.proto.waiting.get(pipe.id, {}).pop(self, None)
-        self.backtrace = self.pipe = None
-
-
-class Rep0Protocol(Protocol):
-    """REP v0, cooked (contexts) or raw."""
+class Rep0Protocol(Responder):
+    """REP v0, cooked (contexts) or raw: all of it lives in :class:`Responder`."""
 
     name = "rep0"
     self_id = 0x31
@@ -558,153 +421,9 @@ class Rep0Protocol(Protocol):
     self_name = "rep"
     peer_name = "req"
     option_specs = _REP_OPTIONS
-
-    def __init__(self, host: ProtocolHost, raw: bool) -> None:
-        super().__init__(host, raw)
-        self._ttl: int = host.options.get("ttl_max", 8)
-        self._pipes: dict[int, Pipe] = {}
-        self._paused: dict[int, Pipe] = {}
-        #: Raw mode: per-pipe send queues.
-        self._queues: dict[int, deque[tuple[bytes, BytesLike]]] = {}
-        #: Cooked mode: requests nobody asked for yet, contexts asking,
-        #: contexts whose reply waits for a full pipe.
-        self._pending: deque[tuple[Pipe, bytes, BytesLike]] = deque()
-        self.wanting: dict[_RepContext, None] = {}
-        self.waiting: dict[int, dict[_RepContext, None]] = {}
-        self._default: _RepContext | None = None if raw else _RepContext(self, host.channel)
-
-    # ------------------------------------------------------------ pipes
-
-    def add_pipe(self, pipe: Pipe) -> bool:
-        self._pipes[pipe.id] = pipe
-        if self.raw:
-            self._queues[pipe.id] = deque()
-        if self._paused:
-            pipe.pause_reading()  # the application is behind: start paused too
-            self._paused[pipe.id] = pipe
-        return True
-
-    def remove_pipe(self, pipe: Pipe) -> None:
-        self._pipes.pop(pipe.id, None)
-        self._paused.pop(pipe.id, None)
-        queued = self._queues.pop(pipe.id, None)
-        if queued:
-            self.host.count("drops", len(queued))
-        for ctx in list(self.waiting.pop(pipe.id, {})):
-            ctx.channel.send_ready()  # its try_send now drops the reply
-
-    def pipe_writable(self, pipe: Pipe) -> None:
-        if self.raw:
-            queue = self._queues.get(pipe.id)
-            while queue and pipe.writable:
-                header, body = queue.popleft()
-                pipe.write(header, body)
-            return
-        for ctx in list(self.waiting.pop(pipe.id, {})):
-            ctx.channel.send_ready()
-
-    # ------------------------------------------------------------ receive
-
-    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
-        n = backtrace_length(payload, self._ttl)
-        if n < 0:
-            if n == TOO_MANY_HOPS:
-                self.host.count("ttl_drops")
-                self.host.count("drops")
-            else:
-                self.host.reject_pipe(pipe, "malformed REQ request: no end of backtrace")
-            return
-        header, body = _split(payload, n)
-        if self.raw:
-            header = pipe.id.to_bytes(4, "big") + header
-            if not self.host.channel.deliver(Message(body, header, pipe)):
-                self._pause(pipe)
-            return
-        wanting = self.wanting
-        while wanting:
-            ctx = next(iter(wanting))
-            del wanting[ctx]
-            ch = ctx.channel
-            if not ctx.closed and ch.has_receiver and not ch.recv_queued:
-                ctx.take(pipe, header, body)
-                return
-        self._pending.append((pipe, header, body))
-        if len(self._pending) >= self.host.channel.recv_capacity:
-            self._pause(pipe)
-
-    def _pause(self, pipe: Pipe) -> None:
-        if pipe.id not in self._paused:
-            pipe.pause_reading()
-            self._paused[pipe.id] = pipe
-
-    def next_pending(self) -> tuple[Pipe, bytes, BytesLike] | None:
-        """The oldest request whose pipe is still open (cooked mode)."""
-        pending = self._pending
-        while pending:
-            item = pending.popleft()
-            if self._paused and len(pending) <= self.host.channel.recv_capacity // 2:
-                self._resume()
-            if item[0].closed:
-                self.host.count("drops")  # nobody is left to answer
-                continue
-            return item
-        return None
-
-    def recv_space(self) -> None:
-        # Cooked: the application's queue is not where requests wait.
-        if self.raw or len(self._pending) <= self.host.channel.recv_capacity // 2:
-            self._resume()
-
-    def _resume(self) -> None:
-        paused, self._paused = self._paused, {}
-        for pipe in paused.values():
-            if not pipe.closed:
-                pipe.resume_reading()
-
-    # ------------------------------------------------------------ send
-
-    def try_send(self, msg: Message) -> bool:
-        if self._default is not None:
-            return self._default.try_send(msg)
-        header = msg.header
-        pipe = self._pipes.get(int.from_bytes(header[:4], "big")) if len(header) >= 4 else None
-        if pipe is None:
-            # No pipe id, or the requester is gone: dropped, as NNG does.
-            self.host.count("drops")
-            return True
-        rest = bytes(header[4:])
-        queue = self._queues[pipe.id]
-        if not queue and pipe.writable:
-            pipe.write(rest, msg.body)
-        elif len(queue) < XREP_QUEUE:
-            queue.append((rest, msg.body))
-        else:
-            self.host.count("drops")
-        return True
-
-    def can_send(self) -> bool:
-        return self.raw
-
-    def new_context(self, channel: Channel) -> _RepContext:
-        """A context that receives one request and replies to it (cooked only).
-
-        Raises:
-            NotSupported: the socket is raw.
-        """
-        if self.raw:
-            raise NotSupported("raw REP sockets have no contexts")
-        return _RepContext(self, channel)
-
-    # ------------------------------------------------------------ options
-
-    def set_option(self, name: str, value: Any) -> None:
-        if name == "ttl_max":
-            self._ttl = value
-
-    def close(self) -> None:
-        self._pending.clear()
-        self.wanting.clear()
-        self.waiting.clear()
+    raw_queue = XREP_QUEUE
+    request_name = "request"
+    nothing_to_answer = "no request to reply to: receive one first"
 
 
 @hookimpl

@@ -85,16 +85,24 @@ caller waits: a survey has started (and the receive state changed) before
 ``send`` returns, and a :class:`~purenng.BadState` reaches the caller.  The
 survey deadline is one ``loop.call_later`` per survey, cancelled by the
 next survey or by close.
+
+The backtrace parsing, id allocation, per-pipe queues, the SURVEYOR receive
+path and all of RESPONDENT are shared with REQ/REP in :mod:`._backtrace`;
+this module keeps the surveys (broadcast, deadlines, held responses), the
+names, ids and options.
 """
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..core.errors import BadState, NotSupported, Timeout
-from ..plugin import Message, OptionSpec, Protocol, duration, hookimpl, integer
+from ..core.errors import BadState, Timeout
+from ..plugin import Message, OptionSpec, duration, hookimpl, integer
+from ._backtrace import END_BIT as END_BIT
+from ._backtrace import MALFORMED as MALFORMED
+from ._backtrace import TOO_MANY_HOPS as TOO_MANY_HOPS
+from ._backtrace import Requester, Responder, SendQueues, backtrace_length
 
 if TYPE_CHECKING:
     import asyncio
@@ -121,12 +129,6 @@ SEND_BUFFER = 8
 RAW_QUEUE = 16
 #: Default survey duration in seconds (NNG, nanomsg, mangos: 1 s; §3.1).
 SURVEY_TIME = 1.0
-#: The bit that ends a backtrace (set in survey ids).
-END_BIT = 0x80000000
-
-#: :func:`backtrace_length` results that are not lengths.
-MALFORMED = -1
-TOO_MANY_HOPS = -2
 
 _TTL = OptionSpec(
     "ttl_max",
@@ -153,113 +155,12 @@ _SURVEY_CONTEXT_OPTIONS: Mapping[str, OptionSpec] = {_SURVEY_TIME.name: _SURVEY_
 _RESPONDENT_OPTIONS: Mapping[str, OptionSpec] = {_TTL.name: _TTL}
 
 
-def backtrace_length(payload: bytes | bytearray, ttl: int | None) -> int:
-    """Bytes of backtrace at the front of ``payload``.
-
-    Words count up to and including the first whose bit 31 is set.  Before
-    each word, in NNG's order: a word beyond ``ttl`` (None: no limit) gives
-    :data:`TOO_MANY_HOPS`, and a body without 4 more bytes gives
-    :data:`MALFORMED`.
-    """
-    n = len(payload)
-    words = n // 4 + 1 if ttl is None else ttl
-    off = 0
-    while words:
-        if off + 4 > n:
-            return MALFORMED
-        if payload[off] & 0x80:
-            return off + 4
-        off += 4
-        words -= 1
-    return TOO_MANY_HOPS
-
-
-def _split(payload: bytes | bytearray, n: int) -> tuple[bytes, BytesLike]:
-    """Header and body of ``payload`` cut at ``n``.
-
-    A small payload is bytes (slicing copies little); a large one arrived in
-    its own bytearray, and its body is viewed rather than copied again.
-    """
-    if type(payload) is bytes:
-        return payload[:n], payload[n:]
-    return bytes(payload[:n]), memoryview(payload)[n:]
-
-
 def _no_survey() -> BadState:
     return BadState("no survey in progress: send a survey before receiving")
 
 
 def _survey_over() -> BadState:
     return BadState("the survey is over (its deadline passed): send a new survey")
-
-
-class _Queues:
-    """Per-pipe send queues behind each pipe's own buffer (best effort)."""
-
-    def __init__(self, host: ProtocolHost) -> None:
-        self.host = host
-        self.pipes: dict[int, Pipe] = {}
-        self.queues: dict[int, deque[tuple[BytesLike, BytesLike]]] = {}
-
-    def add(self, pipe: Pipe) -> None:
-        self.pipes[pipe.id] = pipe
-        self.queues[pipe.id] = deque()
-
-    def remove(self, pipe: Pipe) -> None:
-        self.pipes.pop(pipe.id, None)
-        queued = self.queues.pop(pipe.id, None)
-        if queued:
-            self.host.count("drops", len(queued))
-
-    def put(self, pipe: Pipe, header: BytesLike, body: BytesLike, limit: int) -> None:
-        """Write now if the pipe can take it, else queue, else drop."""
-        queue = self.queues[pipe.id]
-        if not queue and pipe.writable:
-            pipe.write(header, body)
-        elif len(queue) < limit:
-            queue.append((header, body))
-        else:
-            self.host.count("drops")
-
-    def broadcast(self, header: BytesLike, body: BytesLike, limit: int) -> None:
-        """Offer one message to every pipe; the body object is shared, not copied."""
-        queues = self.queues
-        for pid, pipe in self.pipes.items():
-            queue = queues[pid]
-            if not queue and pipe.writable:
-                pipe.write(header, body)
-            elif len(queue) < limit:
-                queue.append((header, body))
-            else:
-                self.host.count("drops")
-
-    def drain(self, pipe: Pipe) -> None:
-        queue = self.queues.get(pipe.id)
-        while queue and pipe.writable:
-            header, body = queue.popleft()
-            pipe.write(header, body)
-
-    def clear(self) -> None:
-        self.pipes.clear()
-        self.queues.clear()
-
-
-class _Pauser:
-    """Pipes paused because the application is behind."""
-
-    def __init__(self) -> None:
-        self.paused: dict[int, Pipe] = {}
-
-    def pause(self, pipe: Pipe) -> None:
-        if pipe.id not in self.paused:
-            pipe.pause_reading()
-            self.paused[pipe.id] = pipe
-
-    def resume_all(self) -> None:
-        paused, self.paused = self.paused, {}
-        for pipe in paused.values():
-            if not pipe.closed:
-                pipe.resume_reading()
 
 
 # ---------------------------------------------------------------- SURVEYOR
@@ -316,7 +217,7 @@ class _SurveyContext:
             self.timer.cancel()
             self.timer = None
         if self.survey_id:
-            self.proto.surveys.pop(self.survey_id, None)
+            self.proto.outstanding.pop(self.survey_id, None)
             self.survey_id = 0
         if self.held:
             self.proto.host.count("drops", len(self.held))
@@ -329,7 +230,7 @@ class _SurveyContext:
             ch.fail_receivers(BadState("survey canceled by a newer survey on the same context"))
         self.end()
         self.survey_id = survey_id
-        self.proto.surveys[survey_id] = self
+        self.proto.outstanding[survey_id] = self
         ch.recv_error = None
         if self.survey_time is not None:
             self.timer = self.proto.host.loop.call_later(self.survey_time, self.expire, survey_id)
@@ -355,7 +256,7 @@ class _SurveyContext:
             self.proto.host.count("drops")
 
 
-class Surveyor0Protocol(Protocol):
+class Surveyor0Protocol(Requester[_SurveyContext]):
     """SURVEYOR v0, cooked (contexts, deadlines) or raw."""
 
     name = "surveyor0"
@@ -364,53 +265,38 @@ class Surveyor0Protocol(Protocol):
     self_name = "surveyor"
     peer_name = "respondent"
     option_specs = _SURVEYOR_OPTIONS
+    first_id = 0
+    answer_name = "response"
+    id_name = "survey id"
+    stale_counter = "stale_responses"
 
     def __init__(self, host: ProtocolHost, raw: bool) -> None:
         super().__init__(host, raw)
-        self._out = _Queues(host)
+        self._out = SendQueues(host)
         self._send_buffer: int = host.options.get("send_buffer", SEND_BUFFER)
-        self._pauser = _Pauser()
-        #: Cooked mode: running surveys by id, and every live context.
-        self.surveys: dict[int, _SurveyContext] = {}
-        self.contexts: dict[_SurveyContext, None] = {}
-        self._next_id = random.randrange(0, END_BIT)
-        self._default: _SurveyContext | None = None
-        if not raw:
-            self._default = _SurveyContext(self, host.channel)
-            self.contexts[self._default] = None
+
+    def make_context(self, channel: Channel) -> _SurveyContext:
+        return _SurveyContext(self, channel)
 
     # ------------------------------------------------------------ pipes
 
     def add_pipe(self, pipe: Pipe) -> bool:
         self._out.add(pipe)
-        if self.raw and self._pauser.paused:
-            self._pauser.pause(pipe)  # the application is behind: start paused too
+        self.pauser.join(pipe)  # raw: the application is behind, start paused too
         return True
 
     def remove_pipe(self, pipe: Pipe) -> None:
         self._out.remove(pipe)
-        self._pauser.paused.pop(pipe.id, None)
+        self.pauser.paused.pop(pipe.id, None)
 
     def pipe_writable(self, pipe: Pipe) -> None:
         self._out.drain(pipe)
 
     # ------------------------------------------------------------ send
 
-    def alloc_id(self) -> int:
-        """A fresh survey id: bit 31 set, not used by a running survey."""
-        n = self._next_id
-        surveys = self.surveys
-        while True:
-            sid = END_BIT | n
-            n = (n + 1) & (END_BIT - 1)
-            if sid not in surveys:
-                break
-        self._next_id = n
-        return sid
-
     def start_survey(self, ctx: _SurveyContext, body: BytesLike) -> None:
         """Send a new survey for ``ctx`` to every pipe and start its deadline."""
-        sid = self.alloc_id()
+        sid = self.ids.take(self.outstanding)
         ctx.begin(sid)  # first: a response may come back before broadcast returns
         self._out.broadcast(sid.to_bytes(4, "big"), body, self._send_buffer)
 
@@ -423,43 +309,10 @@ class Surveyor0Protocol(Protocol):
     def can_send(self) -> bool:
         return self.raw  # a raw send never waits and changes no state
 
-    def new_context(self, channel: Channel) -> _SurveyContext:
-        """A context running its own surveys (cooked only, as NNG).
-
-        Raises:
-            NotSupported: the socket is raw.
-        """
-        if self.raw:
-            raise NotSupported("raw SURVEYOR sockets have no contexts")
-        ctx = _SurveyContext(self, channel)
-        self.contexts[ctx] = None
-        return ctx
-
     # ------------------------------------------------------------ receive
 
-    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
-        if self.raw:
-            n = backtrace_length(payload, None)
-            if n < 0:
-                self.host.reject_pipe(pipe, "malformed RESPONDENT response: no end of backtrace")
-                return
-            header, body = _split(payload, n)
-            if not self.host.channel.deliver(Message(body, header, pipe)):
-                self._pauser.pause(pipe)
-            return
-        if len(payload) < 4:
-            self.host.reject_pipe(pipe, "malformed RESPONDENT response: shorter than a survey id")
-            return
-        ctx = self.surveys.get(int.from_bytes(payload[:4], "big"))
-        if ctx is None:
-            self.host.count("stale_responses")
-            self.host.count("drops")
-            return
-        header, body = _split(payload, 4)
+    def matched(self, ctx: _SurveyContext, pipe: Pipe, header: bytes, body: BytesLike) -> None:
         ctx.got_response(Message(body, header, pipe))
-
-    def recv_space(self) -> None:
-        self._pauser.resume_all()
 
     # ------------------------------------------------------------ options
 
@@ -478,67 +331,8 @@ class Surveyor0Protocol(Protocol):
 # ---------------------------------------------------------------- RESPONDENT
 
 
-class _RespondContext:
-    """One conversation of a cooked respondent: the survey it must answer."""
-
-    option_specs: ClassVar[Mapping[str, OptionSpec]] = {}
-
-    def __init__(self, proto: Respondent0Protocol, channel: Channel) -> None:
-        self.proto = proto
-        self.channel = channel
-        self.closed = False
-        #: The survey to answer: its pipe and backtrace.
-        self.pipe: Pipe | None = None
-        self.backtrace: bytes | None = None
-        channel.on_recv_wait = self.recv_wait
-
-    def recv_wait(self, poll: bool) -> None:
-        """A receive asks for a survey (channel hook, on the loop)."""
-        ch = self.channel
-        if ch.recv_queued or self.closed or not (poll or ch.has_receiver):
-            return
-        item = self.proto.next_pending()
-        if item is not None:
-            self.take(*item)
-        elif not poll:
-            self.proto.wanting[self] = None
-
-    def take(self, pipe: Pipe, backtrace: bytes, body: BytesLike) -> None:
-        self.pipe = pipe
-        self.backtrace = backtrace
-        self.channel.deliver(Message(body, b"", pipe))
-
-    def try_send(self, msg: Message) -> bool:
-        backtrace = self.backtrace
-        if backtrace is None:
-            raise BadState("no survey to respond to: receive one first")
-        pipe = self.pipe
-        if pipe is None or pipe.closed:
-            # The surveyor went away: nobody is left to hear the response.
-            self.backtrace = self.pipe = None
-            self.proto.host.count("drops")
-            return True
-        if not pipe.writable:
-            self.proto.waiting.setdefault(pipe.id, {})[self] = None
-            return False
-        pipe.write(backtrace, msg.body)
-        self.backtrace = self.pipe = None
-        return True
-
-    def can_send(self) -> bool:
-        return False  # no batching credit: see the module header
-
-    def close(self) -> None:
-        self.closed = True
-        self.proto.wanting.pop(self, None)
-        pipe = self.pipe
-        if pipe is not None:
-            self.proto.waiting.get(pipe.id, {}).pop(self, None)
-        self.backtrace = self.pipe = None
-
-
-class Respondent0Protocol(Protocol):
-    """RESPONDENT v0, cooked (contexts) or raw."""
+class Respondent0Protocol(Responder):
+    """RESPONDENT v0, cooked (contexts) or raw: the rest lives in :class:`Responder`."""
 
     name = "respondent0"
     self_id = 0x63
@@ -546,130 +340,12 @@ class Respondent0Protocol(Protocol):
     self_name = "respondent"
     peer_name = "surveyor"
     option_specs = _RESPONDENT_OPTIONS
-
-    def __init__(self, host: ProtocolHost, raw: bool) -> None:
-        super().__init__(host, raw)
-        self._ttl: int = host.options.get("ttl_max", 8)
-        self._pipes: dict[int, Pipe] = {}
-        self._out = _Queues(host)
-        self._pauser = _Pauser()
-        #: Cooked mode: surveys nobody asked for yet, contexts asking, and
-        #: contexts whose response waits for a full pipe.
-        self._pending: deque[tuple[Pipe, bytes, BytesLike]] = deque()
-        self.wanting: dict[_RespondContext, None] = {}
-        self.waiting: dict[int, dict[_RespondContext, None]] = {}
-        self._default: _RespondContext | None = None
-        if not raw:
-            self._default = _RespondContext(self, host.channel)
-
-    # ------------------------------------------------------------ pipes
-
-    def add_pipe(self, pipe: Pipe) -> bool:
-        self._pipes[pipe.id] = pipe
-        if self.raw:
-            self._out.add(pipe)
-        if self._pauser.paused:
-            self._pauser.pause(pipe)  # the application is behind: start paused too
-        return True
-
-    def remove_pipe(self, pipe: Pipe) -> None:
-        self._pipes.pop(pipe.id, None)
-        self._pauser.paused.pop(pipe.id, None)
-        self._out.remove(pipe)
-        for ctx in list(self.waiting.pop(pipe.id, {})):
-            ctx.channel.send_ready()  # its try_send now drops the response
-
-    def pipe_writable(self, pipe: Pipe) -> None:
-        if self.raw:
-            self._out.drain(pipe)
-            return
-        for ctx in list(self.waiting.pop(pipe.id, {})):
-            ctx.channel.send_ready()
-
-    # ------------------------------------------------------------ receive
-
-    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
-        n = backtrace_length(payload, self._ttl)
-        if n < 0:
-            if n == TOO_MANY_HOPS:
-                self.host.count("ttl_drops")
-                self.host.count("drops")
-            else:
-                self.host.reject_pipe(pipe, "malformed SURVEYOR survey: no end of backtrace")
-            return
-        header, body = _split(payload, n)
-        if self.raw:
-            header = pipe.id.to_bytes(4, "big") + header
-            if not self.host.channel.deliver(Message(body, header, pipe)):
-                self._pauser.pause(pipe)
-            return
-        wanting = self.wanting
-        while wanting:
-            ctx = next(iter(wanting))
-            del wanting[ctx]
-            ch = ctx.channel
-            if not ctx.closed and ch.has_receiver and not ch.recv_queued:
-                ctx.take(pipe, header, body)
-                return
-        self._pending.append((pipe, header, body))
-        if len(self._pending) >= self.host.channel.recv_capacity:
-            self._pauser.pause(pipe)
-
-    def next_pending(self) -> tuple[Pipe, bytes, BytesLike] | None:
-        """The oldest survey whose pipe is still open (cooked mode)."""
-        pending = self._pending
-        while pending:
-            item = pending.popleft()
-            if self._pauser.paused and len(pending) <= self.host.channel.recv_capacity // 2:
-                self._pauser.resume_all()
-            if item[0].closed:
-                self.host.count("drops")  # nobody is left to answer
-                continue
-            return item
-        return None
-
-    def recv_space(self) -> None:
-        # Cooked: surveys wait in _pending, not in the application's queue.
-        if self.raw or len(self._pending) <= self.host.channel.recv_capacity // 2:
-            self._pauser.resume_all()
-
-    # ------------------------------------------------------------ send
-
-    def try_send(self, msg: Message) -> bool:
-        if self._default is not None:
-            return self._default.try_send(msg)
-        header = msg.header
-        pipe = self._pipes.get(int.from_bytes(header[:4], "big")) if len(header) >= 4 else None
-        if pipe is None:
-            # No pipe id, or the surveyor is gone: dropped, as NNG does.
-            self.host.count("drops")
-            return True
-        self._out.put(pipe, bytes(header[4:]), msg.body, RAW_QUEUE)
-        return True
-
-    def can_send(self) -> bool:
-        return self.raw  # a raw send never waits and changes no state
-
-    def new_context(self, channel: Channel) -> _RespondContext:
-        """A context that receives one survey and answers it (cooked only).
-
-        Raises:
-            NotSupported: the socket is raw.
-        """
-        if self.raw:
-            raise NotSupported("raw RESPONDENT sockets have no contexts")
-        return _RespondContext(self, channel)
-
-    # ------------------------------------------------------------ options
-
-    def set_option(self, name: str, value: Any) -> None:
-        if name == "ttl_max":
-            self._ttl = value
+    raw_queue = RAW_QUEUE
+    request_name = "survey"
+    nothing_to_answer = "no survey to respond to: receive one first"
 
     def close(self) -> None:
-        self._pending.clear()
-        self.wanting.clear()
-        self.waiting.clear()
+        super().close()
         self._out.clear()
 
 
