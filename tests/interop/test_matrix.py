@@ -5,10 +5,12 @@ One parametrized test, :func:`test_matrix`, runs one cell per combination of
 * a protocol pair, with purenng playing either end where the ends differ
   (:data:`ROWS`: pair0, pair1, push0/pull0, req0/rep0, pub0/sub0,
   surveyor0/respondent0, bus0);
-* a transport (tcp, ipc);
+* a transport: tcp, ipc, ws, tls+tcp, wss;
 * a peer: pynng (NNG 1.11), the ``nng`` package (NNG 2.0-dev), nngcat
   (NNG 1.5.2) and nanocat (nanomsg 1.1.5; nanomsg has no PAIR v1, so those
-  cells do not exist);
+  cells do not exist).  Over tls+tcp and wss only pynng (Mbed TLS bundled)
+  and nngcat (built with TLS) take part: nanomsg has no TLS and the ``nng``
+  package is built without it (:data:`TRANSPORT_PEERS`);
 * whether purenng dials or listens.
 
 Each cell does one meaningful exchange in the protocol's direction(s): pair
@@ -35,6 +37,19 @@ How the peers are driven, one child process per cell:
   sends on bus and surveys only once its own pipe is up.
 * Peers keep running once they have done their part (a reply must not be
   lost in a closing socket); the fixture kills them at teardown.
+
+Transport details:
+
+* ws and wss URLs carry the path :data:`WS_PATH`, except where nanocat
+  binds: nanomsg takes no path when binding and serves every path of its
+  port, so nanocat binds ``ws://127.0.0.1:PORT`` and purenng dials
+  ``ws://127.0.0.1:PORT/matrix``.
+* TLS: one throwaway CA and server certificate per module
+  (:func:`purenng.testing.certs.make_dev_certs`); the listener shows the
+  server certificate and the dialer verifies it against the CA.  NNG's
+  dialers check the URL's host name, which must match the certificate's
+  ``localhost``: pynng gets ``server_name="localhost"``, nngcat (no such
+  flag) dials ``localhost`` instead of 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -43,16 +58,19 @@ import contextlib
 import json
 import sys
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import purenng
+from purenng.testing.certs import make_dev_certs
 
-from .peers import Addresses, CliPeer, PeerError, T, require_peer, wait_for
+from .peers import Addresses, CliPeer, PeerError, T, free_tcp_port, require_peer, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.interop
 
@@ -70,8 +88,21 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("respondent0", "surveyor0"),
     ("bus0", "bus0"),
 )
-TRANSPORTS = ("tcp", "ipc")
+TRANSPORTS = ("tcp", "ipc", "ws", "tls+tcp", "wss")
 PEERS = ("pynng", "nng", "nngcat", "nanocat")
+#: The peers of each transport; the others have no cells there (n/a in the
+#: table): nanomsg has no TLS, the ``nng`` package is built without it.
+TRANSPORT_PEERS: dict[str, tuple[str, ...]] = {
+    "tcp": PEERS,
+    "ipc": PEERS,
+    "ws": PEERS,
+    "tls+tcp": ("pynng", "nngcat"),
+    "wss": ("pynng", "nngcat"),
+}
+#: Transports whose endpoints need a TLS configuration.
+TLS_TRANSPORTS = frozenset({"tls+tcp", "wss"})
+#: The path of every ws/wss URL (a ws listener serves exactly its path).
+WS_PATH = "/matrix"
 #: What purenng does; the peer does the other.
 MODES = ("dial", "listen")
 #: Protocols nanomsg (so nanocat) does not have.
@@ -91,7 +122,7 @@ def _cells() -> list[tuple[str, str, str, str]]:
     return [
         (transport, peer, proto, mode)
         for transport in TRANSPORTS
-        for peer in PEERS
+        for peer in TRANSPORT_PEERS[transport]
         for proto, peer_proto in ROWS
         if not (peer == "nanocat" and peer_proto in NANOMSG_LACKS)
         for mode in MODES
@@ -146,6 +177,13 @@ if lib == "pynng":
             "sub0": pynng.Sub0, "surveyor0": pynng.Surveyor0,
             "respondent0": pynng.Respondent0, "bus0": pynng.Bus0}[proto]
     sock = kind(recv_timeout=ms, send_timeout=ms)
+    tls = cfg.get("tls")
+    if tls and "listen" in cfg:
+        sock.tls_config = pynng.TLSConfig(pynng.TLSConfig.MODE_SERVER,
+                                          own_cert_string=tls["cert"], own_key_string=tls["key"])
+    elif tls:
+        sock.tls_config = pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT, ca_string=tls["ca"],
+                                          server_name=tls["server_name"])
     if "listen" in cfg:
         sock.listen(cfg["listen"])
     else:
@@ -153,6 +191,7 @@ if lib == "pynng":
     recv = lambda: bytes(sock.recv())
 else:
     import nng
+    assert not cfg.get("tls"), "the nng package has no TLS"
     if proto == "pair0":
         sock = nng.PairSocket(v0=True)
     else:
@@ -220,13 +259,52 @@ elif proto == "surveyor0":
 '''
 
 
-def _tool_argv(tool: str, peer_proto: str, listen: bool, url: str) -> list[str]:
+@dataclass(frozen=True)
+class Certs:
+    """The module's TLS material: PEM text for pynng and purenng, files for nngcat."""
+
+    ca: str
+    server: str
+    server_key: str
+    ca_file: Path
+    server_file: Path
+    server_key_file: Path
+
+    def server_config(self) -> purenng.TLSConfig:
+        return purenng.TLSConfig(cert_data=self.server, key_data=self.server_key)
+
+    def client_config(self) -> purenng.TLSConfig:
+        return purenng.TLSConfig(ca_data=self.ca)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    made = make_dev_certs()
+    files = made.write(tmp_path_factory.mktemp("matrix-tls"))
+    return Certs(
+        made.ca.cert_pem.decode(),
+        made.server.cert_pem.decode(),
+        made.server.key_pem.decode(),
+        files["ca"],
+        files["server"],
+        files["server_key"],
+    )
+
+
+def _tool_argv(
+    tool: str, peer_proto: str, listen: bool, url: str, certs: Certs | None
+) -> list[str]:
     """nngcat or nanocat as ``peer_proto``, printing what it receives, sending PEER_DATA."""
     data = PEER_DATA.decode()
     if tool == "nngcat":
         argv = ["nngcat", f"--{peer_proto}", "--listen" if listen else "--dial", url]
+        if certs and listen:
+            argv += ["--cert", str(certs.server_file), "--key", str(certs.server_key_file)]
+        elif certs:
+            argv += ["--cacert", str(certs.ca_file)]
         interval = "1"  # nngcat 1.5.2 takes whole seconds only
     else:
+        assert certs is None, "nanocat has no TLS"
         argv = ["nanocat", f"--{peer_proto.removesuffix('0')}"]
         argv += ["--bind" if listen else "--connect", url]
         interval = "0.05"
@@ -251,7 +329,9 @@ def spawn() -> Iterator[Callable[..., CliPeer]]:
     """Start one cell's peer; it is killed at teardown if still running."""
     started: list[CliPeer] = []
 
-    def start(peer: str, peer_proto: str, listen: bool, url: str) -> CliPeer:
+    def start(
+        peer: str, peer_proto: str, listen: bool, url: str, certs: Certs | None = None
+    ) -> CliPeer:
         require_peer(peer)
         if peer in ("pynng", "nng"):
             cfg: dict[str, Any] = {
@@ -261,9 +341,13 @@ def spawn() -> Iterator[Callable[..., CliPeer]]:
                 "data": PEER_DATA.hex(),
                 "listen" if listen else "dial": url,
             }
+            if certs and listen:
+                cfg["tls"] = {"cert": certs.server, "key": certs.server_key}
+            elif certs:
+                cfg["tls"] = {"ca": certs.ca, "server_name": "localhost"}
             argv = [sys.executable, "-c", PEER_SCRIPT, json.dumps(cfg)]
         else:
-            argv = _tool_argv(peer, peer_proto, listen, url)
+            argv = _tool_argv(peer, peer_proto, listen, url, certs)
         cli = CliPeer(argv)
         started.append(cli)
         return cli
@@ -360,6 +444,28 @@ def _exchange(sock: purenng.Socket, proto: str, peer: CliPeer) -> None:
         raise ValueError(f"unknown protocol {proto!r}")
 
 
+def _purenng_listen_url(transport: str, addr: Addresses) -> str:
+    """Where purenng listens (port 0: the listener reports the bound URL)."""
+    if transport in ("ws", "wss"):
+        return f"{transport}://127.0.0.1:0{WS_PATH}"
+    if transport == "tls+tcp":
+        return "tls+tcp://127.0.0.1:0"
+    return addr.listen_url(transport)
+
+
+def _peer_listen_urls(transport: str, peer: str, addr: Addresses) -> tuple[str, str]:
+    """(the URL the peer listens on, the URL purenng dials), a port picked now."""
+    if transport in ("ws", "wss"):
+        base = f"{transport}://127.0.0.1:{free_tcp_port()}"
+        # nanomsg binds without a path and serves every path of the port.
+        return (base if peer == "nanocat" else base + WS_PATH), base + WS_PATH
+    if transport == "tls+tcp":
+        url = f"tls+tcp://127.0.0.1:{free_tcp_port()}"
+        return url, url
+    url = addr.fixed_url(transport)
+    return url, url
+
+
 @pytest.mark.parametrize(("transport", "peer", "proto", "mode"), _params())
 def test_matrix(
     transport: str,
@@ -368,14 +474,23 @@ def test_matrix(
     mode: str,
     spawn: Callable[..., CliPeer],
     addr: Addresses,
+    request: pytest.FixtureRequest,
 ) -> None:
     peer_proto = dict(ROWS)[proto]
+    tls: Certs | None = None
+    kw: dict[str, Any] = {}
+    if transport in TLS_TRANSPORTS:
+        tls = request.getfixturevalue("certs")
+        assert tls is not None
+        kw["tls_config"] = tls.server_config() if mode == "listen" else tls.client_config()
     with _socket(proto) as sock:
         if mode == "listen":
-            url = sock.listen(addr.listen_url(transport)).url
-            cli = spawn(peer, peer_proto, False, url)
+            url = sock.listen(_purenng_listen_url(transport, addr), **kw).url
+            if tls and peer == "nngcat":  # no server-name flag: dial the certificate's name
+                url = url.replace("127.0.0.1", "localhost")
+            cli = spawn(peer, peer_proto, False, url, tls)
         else:
-            url = addr.fixed_url(transport)
-            cli = spawn(peer, peer_proto, True, url)
-            sock.dial(url, block=False, reconnect_time_min=0.05)
+            peer_url, url = _peer_listen_urls(transport, peer, addr)
+            cli = spawn(peer, peer_proto, True, peer_url, tls)
+            sock.dial(url, block=False, reconnect_time_min=0.05, **kw)
         _exchange(sock, proto, cli)
