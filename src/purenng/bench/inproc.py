@@ -47,8 +47,18 @@ from .peers import (
     sync_receiver,
     sync_sender,
 )
-from .proc import BenchError, child_command, child_env, kill, last_json, tail
-from .report import ModeResult, fmt_mb, fmt_rate, median_or_none, ratio, render_section
+from .proc import BenchError, child_command, child_env, kill, last_json, run_cells, tail
+from .report import (
+    ModeResult,
+    fmt_mb,
+    fmt_rate,
+    ratio,
+    render_section,
+    run_notes,
+    throughput_stats,
+    throughput_text,
+    totals_note,
+)
 from .runner import default_count, format_size
 
 if TYPE_CHECKING:
@@ -245,62 +255,31 @@ def run_one(cfg: InprocConfig, lib: str, api: str, size: int) -> dict[str, Any]:
     return last_json(out)
 
 
-def _summarise(runs: list[dict[str, Any]], errors: list[str], skipped: int) -> dict[str, Any]:
-    cell: dict[str, Any] = {"ok_runs": len(runs)}
-    if runs:
-        cell["msgs_per_s"] = median_or_none(r["msgs_per_s"] for r in runs)
-        cell["MB_per_s"] = median_or_none(r["MB_per_s"] for r in runs)
-        cell["runs_msgs_per_s"] = [round(r["msgs_per_s"], 1) for r in runs]
-        cell["runs_n"] = [r["n"] for r in runs]
-        cell["runs_capped"] = sum(bool(r["capped"]) for r in runs)
-        cell["runs_lost"] = [r["lost"] for r in runs]
-        cell["cpu_s"] = [r.get("cpu_s") for r in runs]
-    if errors:
-        cell["errors"] = errors
-    if skipped:
-        cell["skipped"] = skipped
-    return cell
+def _stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        **throughput_stats(runs),
+        "runs_capped": sum(bool(r["capped"]) for r in runs),
+        "runs_lost": [r["lost"] for r in runs],
+        "cpu_s": [r.get("cpu_s") for r in runs],
+    }
 
 
 def run_inproc(cfg: InprocConfig, progress: Callable[[str], None] | None = None) -> ModeResult:
     """Run every (repeat, size, API, library); rows are (size, API)."""
     t_start = time.monotonic()
     cells = [(size, api, lib) for size in cfg.sizes for api in cfg.apis for lib in cfg.libraries]
-    runs: dict[tuple[int, str, str], list[dict[str, Any]]] = {c: [] for c in cells}
-    errs: dict[tuple[int, str, str], list[str]] = {c: [] for c in cells}
-    skips: dict[tuple[int, str, str], int] = dict.fromkeys(cells, 0)
-    for rep in range(cfg.repeat):
-        for cell in cells:
-            size, api, lib = cell
-            what = f"inproc {format_size(size)} {api} {lib}"
-            if cfg.repeat > 1:
-                what += f" [{rep + 1}/{cfg.repeat}]"
-            if time.monotonic() - t_start > cfg.budget:
-                skips[cell] += 1
-                continue
-            try:
-                r = run_one(cfg, lib, api, size)
-            except BenchError as e:
-                errs[cell].append(str(e))
-                if progress:
-                    progress(f"{what}: ERROR {e}")
-            else:
-                runs[cell].append(r)
-                if progress:
-                    progress(
-                        f"{what}: {fmt_rate(r['msgs_per_s'])} msg/s, {fmt_mb(r['MB_per_s'])} MB/s"
-                        + (" (capped)" if r["capped"] else "")
-                        + (f" LOST {r['lost']}" if r["lost"] else "")
-                    )
+
+    def label(c: tuple[int, str, str]) -> str:
+        return f"inproc {format_size(c[0])} {c[1]} {c[2]}"
+
+    def run(c: tuple[int, str, str]) -> dict[str, Any]:
+        return run_one(cfg, c[2], c[1], c[0])
+
+    done = run_cells(cells, cfg, t_start, label, run, throughput_text, progress)
     rows = []
     for size in cfg.sizes:
         for api in cfg.apis:
-            results = {
-                lib: _summarise(
-                    runs[(size, api, lib)], errs[(size, api, lib)], skips[(size, api, lib)]
-                )
-                for lib in cfg.libraries
-            }
+            results = {lib: done.summary((size, api, lib), _stats) for lib in cfg.libraries}
             ours = results.get("purenng", {}).get("msgs_per_s")
             rows.append(
                 {
@@ -320,8 +299,8 @@ def run_inproc(cfg: InprocConfig, progress: Callable[[str], None] | None = None)
         config=asdict(cfg),
         rows=rows,
         elapsed_s=time.monotonic() - t_start,
-        errors=sum(len(v) for v in errs.values()),
-        skipped=sum(skips.values()),
+        errors=done.errors,
+        skipped=done.skipped,
     )
 
 
@@ -360,15 +339,9 @@ def render_inproc(result: ModeResult, *, markdown: bool = False) -> str:
     notes = [
         "x peer = purenng msg/s / peer msg/s (higher is better).  "
         "Marks after a rate: * = a run hit the time cap, ! = messages were lost.",
-        f"{result.elapsed_s:.0f} s, {result.errors} failed runs, {result.skipped} skipped.",
+        totals_note(result),
     ]
-    for row in result.rows:
-        for lib in libs:
-            cell = row["results"][lib]
-            where = f"inproc {row['size_label']} {row['api']} {lib}"
-            notes.extend(f"error: {where}: {e}" for e in cell.get("errors", ()))
-            if cell.get("skipped"):
-                notes.append(f"skipped: {where}: {cell['skipped']} run(s) over the budget")
+    notes += run_notes(result.rows, libs, lambda row: f"inproc {row['size_label']} {row['api']}")
     return render_section(
         "inproc PUSH->PULL throughput, one process", intro, head, rows, notes, markdown=markdown,
         left=2,

@@ -56,13 +56,23 @@ from .proc import (
     child_command,
     child_env,
     free_port,
+    ipc_path,
     kill,
     last_json,
     pin_cpus,
+    run_cells,
     set_cpu,
     tail,
 )
-from .report import ModeResult, fmt_us, median_or_none, ratio, render_section
+from .report import (
+    ModeResult,
+    fmt_us,
+    median_or_none,
+    ratio,
+    render_section,
+    run_notes,
+    totals_note,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Sequence, Sized
@@ -483,21 +493,20 @@ def run_one(cfg: LatConfig, lib: str, api: str, url: str, pin: str) -> dict[str,
     return res
 
 
-def _summarise(runs: list[dict[str, Any]], errors: list[str], skipped: int) -> dict[str, Any]:
-    cell: dict[str, Any] = {"ok_runs": len(runs)}
-    if runs:
-        cell["p50_us"] = statistics.median(r["p50_us"] for r in runs)
-        cell["p99_us"] = statistics.median(r["p99_us"] for r in runs)
-        cell["mean_us"] = statistics.median(r["mean_us"] for r in runs)
-        cell["runs_p50_us"] = [r["p50_us"] for r in runs]
-        cell["runs_p99_us"] = [r["p99_us"] for r in runs]
-        cell["runs_n"] = [r["n"] for r in runs]
-        cell["req_cpu_s"] = median_or_none(r.get("cpu_s") for r in runs)
-    if errors:
-        cell["errors"] = errors
-    if skipped:
-        cell["skipped"] = skipped
-    return cell
+def _stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "p50_us": statistics.median(r["p50_us"] for r in runs),
+        "p99_us": statistics.median(r["p99_us"] for r in runs),
+        "mean_us": statistics.median(r["mean_us"] for r in runs),
+        "runs_p50_us": [r["p50_us"] for r in runs],
+        "runs_p99_us": [r["p99_us"] for r in runs],
+        "runs_n": [r["n"] for r in runs],
+        "req_cpu_s": median_or_none(r.get("cpu_s") for r in runs),
+    }
+
+
+def _describe(r: dict[str, Any]) -> str:
+    return f"p50 {fmt_us(r['p50_us'])} µs, p99 {fmt_us(r['p99_us'])} µs ({r['n']} round trips)"
 
 
 def run_lat(cfg: LatConfig, progress: Callable[[str], None] | None = None) -> ModeResult:
@@ -510,54 +519,26 @@ def run_lat(cfg: LatConfig, progress: Callable[[str], None] | None = None) -> Mo
         for api in cfg.apis
         for lib in cfg.libraries
     ]
-    runs: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {c: [] for c in cells}
-    errs: dict[tuple[str, str, str, str], list[str]] = {c: [] for c in cells}
-    skips: dict[tuple[str, str, str, str], int] = dict.fromkeys(cells, 0)
     tmpdir = tempfile.mkdtemp(prefix="purenng-bench-")
-    serial = 0
+
+    def run(cell: tuple[str, str, str, str]) -> dict[str, Any]:
+        pin, tr, api, lib = cell
+        with ipc_path(tmpdir, tr) as path:
+            url = f"ipc://{path}" if path else f"tcp://{HOST}:{free_port()}"
+            return run_one(cfg, lib, api, url, pin)
+
+    def label(c: tuple[str, str, str, str]) -> str:
+        return f"lat pin={c[0]} {c[1]} {c[2]} {c[3]}"
+
     try:
-        for rep in range(cfg.repeat):
-            for cell in cells:
-                pin, tr, api, lib = cell
-                what = f"lat pin={pin} {tr} {api} {lib}"
-                if cfg.repeat > 1:
-                    what += f" [{rep + 1}/{cfg.repeat}]"
-                if time.monotonic() - t_start > cfg.budget:
-                    skips[cell] += 1
-                    continue
-                serial += 1
-                path = os.path.join(tmpdir, f"{serial}.ipc") if tr == "ipc" else None
-                url = f"ipc://{path}" if path else f"tcp://{HOST}:{free_port()}"
-                try:
-                    r = run_one(cfg, lib, api, url, pin)
-                except BenchError as e:
-                    errs[cell].append(str(e))
-                    if progress:
-                        progress(f"{what}: ERROR {e}")
-                else:
-                    runs[cell].append(r)
-                    if progress:
-                        progress(
-                            f"{what}: p50 {fmt_us(r['p50_us'])} µs, p99 {fmt_us(r['p99_us'])} µs "
-                            f"({r['n']} round trips)"
-                        )
-                finally:
-                    if path is not None and os.path.exists(path):
-                        os.unlink(path)
+        done = run_cells(cells, cfg, t_start, label, run, _describe, progress)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     rows = []
     for pin in cfg.pins:
         for tr in cfg.transports:
             for api in cfg.apis:
-                results = {
-                    lib: _summarise(
-                        runs[(pin, tr, api, lib)],
-                        errs[(pin, tr, api, lib)],
-                        skips[(pin, tr, api, lib)],
-                    )
-                    for lib in cfg.libraries
-                }
+                results = {lib: done.summary((pin, tr, api, lib), _stats) for lib in cfg.libraries}
                 ours = results.get("purenng", {})
                 peers = [lib for lib in cfg.libraries if lib != "purenng"]
                 rows.append(
@@ -580,8 +561,8 @@ def run_lat(cfg: LatConfig, progress: Callable[[str], None] | None = None) -> Mo
         config=asdict(cfg),
         rows=rows,
         elapsed_s=time.monotonic() - t_start,
-        errors=sum(len(v) for v in errs.values()),
-        skipped=sum(skips.values()),
+        errors=done.errors,
+        skipped=done.skipped,
     )
 
 
@@ -621,15 +602,11 @@ def render_lat(result: ModeResult, *, markdown: bool = False) -> str:
     notes = [
         "pin: none = the scheduler places the processes; same = both on one CPU; "
         "split = REP on one CPU, REQ on another.  Compare within one placement.",
-        f"{result.elapsed_s:.0f} s, {result.errors} failed runs, {result.skipped} skipped.",
+        totals_note(result),
     ]
-    for row in result.rows:
-        for lib in libs:
-            cell = row["results"][lib]
-            where = f"pin={row['pin']} {row['transport']} {row['api']} {lib}"
-            notes.extend(f"error: {where}: {e}" for e in cell.get("errors", ()))
-            if cell.get("skipped"):
-                notes.append(f"skipped: {where}: {cell['skipped']} run(s) over the budget")
+    notes += run_notes(
+        result.rows, libs, lambda row: f"pin={row['pin']} {row['transport']} {row['api']}"
+    )
     return render_section(
         f"REQ/REP round-trip latency, {cfg['size']} B",
         intro,

@@ -18,10 +18,17 @@ process or touch anything but its own children):
   imports any messaging library, so every thread it starts inherits it.
 * Only ``127.0.0.1`` (:func:`free_port`) and paths in private temporary
   directories are ever used.
+* Every mode runs its cells the same way (:func:`run_cells`): ``repeat``
+  rounds over all cells, a cell that would start after the mode's time
+  budget is counted as skipped instead, a failed run is recorded with its
+  message and never stops the others.  A mode supplies only what differs:
+  the label of a cell, how to run it once and how to describe a result.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import platform
@@ -31,23 +38,30 @@ import socket
 import subprocess
 import sys
 import time
-from typing import IO, Any
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Generic, Protocol, TypeVar
+
+from .report import summarise
 
 __all__ = [
     "HOST",
     "PIN_MODES",
     "BenchError",
+    "CellRuns",
     "LineReader",
     "child_command",
     "child_env",
     "cpu_model",
     "free_port",
+    "ipc_path",
     "kill",
     "last_json",
     "machine_info",
     "pin_cpus",
     "raise_nofile",
     "rss_bytes",
+    "run_cells",
     "set_cpu",
     "tail",
 ]
@@ -162,6 +176,97 @@ class LineReader:
                 return obj
         what = "exited" if self.eof or self._proc.poll() is not None else "timed out"
         raise BenchError(f"child {what} before {word}")
+
+
+_ipc_serial = itertools.count(1)
+
+
+@contextlib.contextmanager
+def ipc_path(tmpdir: str, transport: str) -> Iterator[str | None]:
+    """A fresh socket path in ``tmpdir`` for ``ipc`` (None otherwise), removed after the run."""
+    path = os.path.join(tmpdir, f"{next(_ipc_serial)}.ipc") if transport == "ipc" else None
+    try:
+        yield path
+    finally:
+        if path is not None and os.path.exists(path):
+            os.unlink(path)
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class _Budget(Protocol):
+    repeat: int
+    budget: float
+
+
+@dataclass
+class CellRuns(Generic[K]):
+    """Every run of every cell of one mode: results, error messages, budget skips."""
+
+    runs: dict[K, list[dict[str, Any]]]
+    errs: dict[K, list[str]]
+    skips: dict[K, int]
+
+    def summary(
+        self,
+        cell: K,
+        stats: Callable[[list[dict[str, Any]]], dict[str, Any]],
+        *,
+        na: bool = False,
+    ) -> dict[str, Any]:
+        """One cell's result as the rows hold it (see :func:`report.summarise`)."""
+        return summarise(self.runs[cell], self.errs[cell], self.skips[cell], stats, na=na)
+
+    @property
+    def errors(self) -> int:
+        """Failed runs over all cells."""
+        return sum(len(v) for v in self.errs.values())
+
+    @property
+    def skipped(self) -> int:
+        """Runs left out over all cells because the budget was spent."""
+        return sum(self.skips.values())
+
+
+def run_cells(
+    cells: Sequence[K],
+    cfg: _Budget,
+    t_start: float,
+    label: Callable[[K], str | None],
+    run: Callable[[K], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str],
+    progress: Callable[[str], None] | None,
+) -> CellRuns[K]:
+    """Run each cell ``cfg.repeat`` times, round by round, within ``cfg.budget`` seconds.
+
+    ``label`` names a cell for progress lines, or returns None for a cell
+    that cannot run at all (not a run, not a skip).  ``run`` raises
+    :class:`BenchError` for a failed run; ``describe`` turns a result into
+    the rest of its progress line.
+    """
+    res = CellRuns[K]({c: [] for c in cells}, {c: [] for c in cells}, dict.fromkeys(cells, 0))
+    for rep in range(cfg.repeat):
+        for cell in cells:
+            what = label(cell)
+            if what is None:
+                continue
+            if cfg.repeat > 1:
+                what += f" [{rep + 1}/{cfg.repeat}]"
+            if time.monotonic() - t_start > cfg.budget:
+                res.skips[cell] += 1
+                continue
+            try:
+                r = run(cell)
+            except BenchError as e:
+                res.errs[cell].append(str(e))
+                if progress:
+                    progress(f"{what}: ERROR {e}")
+            else:
+                res.runs[cell].append(r)
+                if progress:
+                    progress(f"{what}: {describe(r)}")
+    return res
 
 
 def pin_cpus(pin: str) -> tuple[int | None, int | None]:

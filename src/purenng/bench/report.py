@@ -7,17 +7,20 @@ can be pasted into ``docs/performance.md`` unchanged.  The first ``left``
 columns name the row and are left-aligned, numbers are right-aligned.
 
 The result of a non-throughput mode is a :class:`ModeResult`: its rows are
-plain dicts, so ``--json`` prints them as they are.
+plain dicts, so ``--json`` prints them as they are.  Each row holds one
+result cell per library, built by :func:`summarise` (run count, the mode's
+statistics, errors, skips); :func:`run_notes` turns the cells' errors and
+skips into the notes under a table, the same way for every mode.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
     "ModeResult",
@@ -28,6 +31,11 @@ __all__ = [
     "ratio",
     "render_section",
     "render_table_lines",
+    "run_notes",
+    "summarise",
+    "throughput_stats",
+    "throughput_text",
+    "totals_note",
 ]
 
 
@@ -143,3 +151,73 @@ def render_section(
         else:
             out.extend(notes)
     return "\n".join(out)
+
+
+def summarise(
+    runs: list[dict[str, Any]],
+    errors: list[str],
+    skipped: int,
+    stats: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    *,
+    na: bool = False,
+) -> dict[str, Any]:
+    """One result cell: ``ok_runs``, ``na`` if set, ``stats(runs)`` if any ran, errors, skips."""
+    cell: dict[str, Any] = {"ok_runs": len(runs)}
+    if na:
+        cell["na"] = True
+    if runs:
+        cell.update(stats(runs))
+    if errors:
+        cell["errors"] = errors
+    if skipped:
+        cell["skipped"] = skipped
+    return cell
+
+
+def throughput_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The statistics every throughput cell has (medians and per-run lists)."""
+    return {
+        "msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs),
+        "MB_per_s": statistics.median(r["MB_per_s"] for r in runs),
+        "runs_msgs_per_s": [round(r["msgs_per_s"], 1) for r in runs],
+        "runs_n": [r["n"] for r in runs],
+    }
+
+
+def throughput_text(r: dict[str, Any]) -> str:
+    """A throughput run for a progress line: rates, then whether it was capped or lost any."""
+    return (
+        f"{fmt_rate(r['msgs_per_s'])} msg/s, {fmt_mb(r['MB_per_s'])} MB/s"
+        + (" (capped)" if r["capped"] else "")
+        + (f" LOST {r['lost']}" if r["lost"] else "")
+    )
+
+
+def run_notes(
+    rows: Iterable[dict[str, Any]],
+    libs: Sequence[str],
+    where: Callable[[dict[str, Any]], str],
+    *,
+    budget: str = "the budget",
+) -> list[str]:
+    """One note per error and one per cell with skipped runs; ``where(row)`` names the row."""
+    notes: list[str] = []
+    for row in rows:
+        for lib in libs:
+            cell = row["results"][lib]
+            at = f"{where(row)} {lib}"
+            notes.extend(f"error: {at}: {e}" for e in cell.get("errors", ()))
+            if cell.get("skipped"):
+                notes.append(f"skipped: {at}: {cell['skipped']} run(s) over {budget}")
+    return notes
+
+
+class _Totals(Protocol):
+    elapsed_s: float
+    errors: int
+    skipped: int
+
+
+def totals_note(result: _Totals) -> str:
+    """Time taken, failed and skipped runs of a whole mode."""
+    return f"{result.elapsed_s:.0f} s, {result.errors} failed runs, {result.skipped} skipped."

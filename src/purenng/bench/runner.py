@@ -38,7 +38,6 @@ from __future__ import annotations
 import os
 import selectors
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,8 +46,26 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .peers import API_NAMES, IO_TIMEOUT, LIBRARIES, NET_TRANSPORTS
-from .proc import HOST, BenchError, free_port, kill, last_json, machine_info, tail
-from .report import fmt_mb, fmt_rate, render_section
+from .proc import (
+    HOST,
+    BenchError,
+    free_port,
+    ipc_path,
+    kill,
+    last_json,
+    machine_info,
+    run_cells,
+    tail,
+)
+from .report import (
+    fmt_mb,
+    fmt_rate,
+    render_section,
+    run_notes,
+    throughput_stats,
+    throughput_text,
+    totals_note,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -336,27 +353,15 @@ def background_loop_label() -> str:
     return "uvloop" if find_spec("uvloop") is not None else "asyncio"
 
 
-def _summarise(
-    runs: list[dict[str, Any]], errors: list[str], skipped: int, na: bool = False
-) -> dict[str, Any]:
-    cell: dict[str, Any] = {"ok_runs": len(runs)}
-    if na:
-        cell["na"] = True
-    if runs:
-        cell["msgs_per_s"] = statistics.median(r["msgs_per_s"] for r in runs)
-        cell["MB_per_s"] = statistics.median(r["MB_per_s"] for r in runs)
-        cell["runs_msgs_per_s"] = [round(r["msgs_per_s"], 1) for r in runs]
-        cell["runs_n"] = [r["n"] for r in runs]
-        cell["runs_seconds"] = [round(r["seconds"], 3) for r in runs]
-        cell["runs_capped"] = sum(bool(r["capped"]) for r in runs)
-        cell["runs_lost"] = [r["lost"] for r in runs]
-        cell["recv_cpu_s"] = [r.get("cpu_s") for r in runs]
-        cell["send_cpu_s"] = [r.get("send_cpu_s") for r in runs]
-    if errors:
-        cell["errors"] = errors
-    if skipped:
-        cell["skipped"] = skipped
-    return cell
+def _stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        **throughput_stats(runs),
+        "runs_seconds": [round(r["seconds"], 3) for r in runs],
+        "runs_capped": sum(bool(r["capped"]) for r in runs),
+        "runs_lost": [r["lost"] for r in runs],
+        "recv_cpu_s": [r.get("cpu_s") for r in runs],
+        "send_cpu_s": [r.get("send_cpu_s") for r in runs],
+    }
 
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchResult:
@@ -369,53 +374,31 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         for api in cfg.apis
         for lib in cfg.libraries
     ]
-    runs: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {c: [] for c in cells}
-    errs: dict[tuple[str, int, str, str], list[str]] = {c: [] for c in cells}
-    skips: dict[tuple[str, int, str, str], int] = dict.fromkeys(cells, 0)
     tmpdir = tempfile.mkdtemp(prefix="purenng-bench-")
-    serial = 0
     tls_dir: str | None = None
     tls_error: str | None = None
+
+    def label(cell: tuple[str, int, str, str]) -> str | None:
+        tr, size, api, lib = cell
+        if tr not in LIBRARIES[lib].transports:
+            return None  # n/a: the library cannot speak it
+        return f"{tr} {format_size(size)} {api} {lib}"
+
+    def run(cell: tuple[str, int, str, str]) -> dict[str, Any]:
+        tr, size, api, lib = cell
+        with ipc_path(tmpdir, tr) as path:
+            url = bench_url(tr, path)
+            if tr in TLS_TRANSPORTS and tls_error is not None:
+                raise BenchError(tls_error)
+            return run_pair(cfg, lib, api, url, size, tls_dir=tls_dir)
+
     try:
         if any(tr in TLS_TRANSPORTS for tr in cfg.transports):
             try:
                 tls_dir = write_certs(os.path.join(tmpdir, "certs"))
             except BenchError as e:
                 tls_error = str(e)
-        for rep in range(cfg.repeat):
-            for cell in cells:
-                tr, size, api, lib = cell
-                what = f"{tr} {format_size(size)} {api} {lib}"
-                if cfg.repeat > 1:
-                    what += f" [{rep + 1}/{cfg.repeat}]"
-                if tr not in LIBRARIES[lib].transports:
-                    continue  # n/a: the library cannot speak it
-                if time.monotonic() - t_start > cfg.budget:
-                    skips[cell] += 1
-                    continue
-                serial += 1
-                path = os.path.join(tmpdir, f"{serial}.ipc") if tr == "ipc" else None
-                url = bench_url(tr, path)
-                try:
-                    if tr in TLS_TRANSPORTS and tls_error is not None:
-                        raise BenchError(tls_error)
-                    r = run_pair(cfg, lib, api, url, size, tls_dir=tls_dir)
-                except BenchError as e:
-                    errs[cell].append(str(e))
-                    if progress:
-                        progress(f"{what}: ERROR {e}")
-                else:
-                    runs[cell].append(r)
-                    if progress:
-                        progress(
-                            f"{what}: {fmt_rate(r['msgs_per_s'])} msg/s, "
-                            f"{fmt_mb(r['MB_per_s'])} MB/s"
-                            + (" (capped)" if r["capped"] else "")
-                            + (f" LOST {r['lost']}" if r["lost"] else "")
-                        )
-                finally:
-                    if path is not None and os.path.exists(path):
-                        os.unlink(path)
+        done = run_cells(cells, cfg, t_start, label, run, throughput_text, progress)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     rows = []
@@ -423,11 +406,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         for size in cfg.sizes:
             for api in cfg.apis:
                 results = {
-                    lib: _summarise(
-                        runs[(tr, size, api, lib)],
-                        errs[(tr, size, api, lib)],
-                        skips[(tr, size, api, lib)],
-                        tr not in LIBRARIES[lib].transports,
+                    lib: done.summary(
+                        (tr, size, api, lib), _stats, na=tr not in LIBRARIES[lib].transports
                     )
                     for lib in cfg.libraries
                 }
@@ -460,8 +440,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         versions=versions,
         machine=machine,
         elapsed_s=time.monotonic() - t_start,
-        errors=sum(len(v) for v in errs.values()),
-        skipped=sum(skips.values()),
+        errors=done.errors,
+        skipped=done.skipped,
     )
 
 
@@ -535,18 +515,13 @@ def render_table(result: BenchResult, *, markdown: bool = False, header: bool = 
     )
     if any(c.get("na") for row in result.rows for c in row["results"].values()):
         notes.append("n/a = the library has no such transport here (pyzmq: no TLS, no WebSocket).")
-    notes.append(
-        f"{result.elapsed_s:.0f} s, {result.errors} failed runs, {result.skipped} skipped."
+    notes.append(totals_note(result))
+    notes += run_notes(
+        result.rows,
+        libs,
+        lambda row: f"{row['transport']} {row['size_label']} {row['api']}",
+        budget=f"the {cfg.budget:g} s budget",
     )
-    for row in result.rows:
-        for lib in libs:
-            cell = row["results"][lib]
-            where = f"{row['transport']} {row['size_label']} {row['api']} {lib}"
-            notes.extend(f"error: {where}: {e}" for e in cell.get("errors", ()))
-            if cell.get("skipped"):
-                notes.append(
-                    f"skipped: {where}: {cell['skipped']} run(s) over the {cfg.budget:g} s budget"
-                )
     return render_section(
         "PUSH->PULL throughput, messages/s", intro, head, rows, notes, markdown=markdown, left=3
     )

@@ -29,24 +29,24 @@ Rules (``reference/wire-protocols.md`` §1.4 "BUS", §1.5; NNG
   socket's pipe (a two-socket device) skips nothing.
 * No contexts (NotSupported, as NNG), no TTL, no loop protection.
 
-Theory of operation: send walks the pipe table once, writing straight to
-each pipe that is writable and has nothing queued, queueing (header, body)
-behind the others; ``pipe_writable`` drains a pipe's queue.  The body object
-is shared by all pipes, never copied.
+Theory of operation: the pipes and their send queues are a
+:class:`~purenng.protocols._broadcast.BroadcastProtocol` that drops the new message
+when a pipe's queue is full; send walks the pipe table once, writing
+straight to each pipe that is writable and has nothing queued, queueing
+(header, body) behind the others; ``pipe_writable`` drains a pipe's queue.
+The body object is shared by all pipes, never copied.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..plugin import Message, OptionSpec, Protocol, hookimpl, integer
+from ..plugin import Message, hookimpl
+from ._broadcast import BroadcastProtocol, send_buffer_options
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from ..core.message import BytesLike
-    from ..plugin import Pipe, ProtocolHost, Registry
+    from ..plugin import Pipe, Registry
 
 __all__ = ["RECV_BUFFER", "SEND_BUFFER", "Bus0Protocol"]
 
@@ -56,20 +56,12 @@ SEND_BUFFER = 16
 #: Messages held for the application before new ones are dropped (NNG: 16).
 RECV_BUFFER = 16
 
-_OPTIONS: Mapping[str, OptionSpec] = {
-    s.name: s
-    for s in (
-        OptionSpec(
-            "send_buffer",
-            integer(1, 8192),
-            SEND_BUFFER,
-            "messages queued per peer before BUS drops for that peer (NNG: 1..8192, 16)",
-        ),
-    )
-}
+_OPTIONS = send_buffer_options(
+    SEND_BUFFER, "messages queued per peer before BUS drops for that peer (NNG: 1..8192, 16)"
+)
 
 
-class Bus0Protocol(Protocol):
+class Bus0Protocol(BroadcastProtocol):
     """BUS v0, cooked or raw."""
 
     name = "bus0"
@@ -79,25 +71,8 @@ class Bus0Protocol(Protocol):
     peer_name = "bus"
     option_specs = _OPTIONS
     default_recv_buffer = RECV_BUFFER
-
-    def __init__(self, host: ProtocolHost, raw: bool) -> None:
-        super().__init__(host, raw)
-        self._pipes: dict[int, Pipe] = {}
-        self._queues: dict[int, deque[tuple[BytesLike, BytesLike]]] = {}
-        self._send_buffer: int = host.options.get("send_buffer", SEND_BUFFER)
-
-    # ------------------------------------------------------------ pipes
-
-    def add_pipe(self, pipe: Pipe) -> bool:
-        self._pipes[pipe.id] = pipe
-        self._queues[pipe.id] = deque()
-        return True
-
-    def remove_pipe(self, pipe: Pipe) -> None:
-        self._pipes.pop(pipe.id, None)
-        queued = self._queues.pop(pipe.id, None)
-        if queued:
-            self.host.count("drops", len(queued))
+    default_send_buffer = SEND_BUFFER
+    drop_oldest = False  # BUS drops the new message for a full pipe
 
     # ------------------------------------------------------------ receive
 
@@ -123,39 +98,14 @@ class Bus0Protocol(Protocol):
                 wire = bytes(header)
         else:
             wire = b""
-        body = msg.body
-        limit = self._send_buffer
-        queues = self._queues
-        for pid, pipe in self._pipes.items():
-            if pid == origin:
-                continue
-            queue = queues[pid]
-            if not queue and pipe.writable:
-                pipe.write(wire, body)
-            elif len(queue) < limit:
-                queue.append((wire, body))
-            else:
-                self.host.count("drops")
+        self._out.send(wire, msg.body, origin)
         return True
-
-    def can_send(self) -> bool:
-        return True  # never waits: best effort
-
-    def pipe_writable(self, pipe: Pipe) -> None:
-        queue = self._queues.get(pipe.id)
-        while queue and pipe.writable:
-            header, body = queue.popleft()
-            pipe.write(header, body)
 
     # ------------------------------------------------------------ options
 
     def set_option(self, name: str, value: Any) -> None:
         if name == "send_buffer":
-            self._send_buffer = value
-
-    def close(self) -> None:
-        self._queues.clear()
-        self._pipes.clear()
+            self._out.limit = value  # queues above a smaller limit just drain
 
 
 @hookimpl

@@ -48,9 +48,11 @@ and 22; NNG ``src/sp/protocol/pubsub0/pub.c``, ``sub.c``, ``xsub.c``):
   the new message when its queue is full; purenng applies ``prefer_new`` in
   both modes (default: the oldest goes).
 
-Theory of operation: PUB walks its pipe table once per send, writing to each
-pipe that is writable with nothing queued and queueing ``(header, body)``
-behind the others; ``pipe_writable`` drains a queue.  The body object is
+Theory of operation: PUB's pipes and send queues are a
+:class:`~purenng.protocols._broadcast.BroadcastProtocol` that drops the oldest
+queued message when a queue is full; it walks the pipe table once per send,
+writing to each pipe that is writable with nothing queued and queueing
+``(header, body)`` behind the others; ``pipe_writable`` drains a queue.  The body object is
 shared by all pipes, never copied.  SUB keeps each context's topics as a
 tuple, so matching is one ``bytes.startswith(tuple)`` call in C, and a
 filtered message costs no allocation beyond the payload the pipe already
@@ -66,13 +68,13 @@ message received is filtered by the new set.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import BadOption, NotSupported
 from ..core.loop import run_sync
 from ..core.options import SOCKET_OPTIONS, validate
-from ..plugin import Message, OptionSpec, Protocol, boolean, hookimpl, integer
+from ..plugin import Message, OptionSpec, Protocol, boolean, hookimpl
+from ._broadcast import BroadcastProtocol, send_buffer_options
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -89,17 +91,9 @@ SEND_BUFFER = 16
 #: Messages a SUB context holds for the application (NNG: 128).
 RECV_BUFFER = 128
 
-_PUB_OPTIONS: Mapping[str, OptionSpec] = {
-    s.name: s
-    for s in (
-        OptionSpec(
-            "send_buffer",
-            integer(1, 8192),
-            SEND_BUFFER,
-            "messages queued per subscriber before PUB drops the oldest (NNG default 16)",
-        ),
-    )
-}
+_PUB_OPTIONS = send_buffer_options(
+    SEND_BUFFER, "messages queued per subscriber before PUB drops the oldest (NNG default 16)"
+)
 
 _SUB_OPTIONS: Mapping[str, OptionSpec] = {
     s.name: s
@@ -158,7 +152,7 @@ def _starts(body: BytesLike, match: tuple[bytes, ...]) -> bool:
 # ---------------------------------------------------------------- PUB
 
 
-class Pub0Protocol(Protocol):
+class Pub0Protocol(BroadcastProtocol):
     """PUB v0, cooked or raw."""
 
     name = "pub0"
@@ -168,64 +162,21 @@ class Pub0Protocol(Protocol):
     peer_name = "sub"
     option_specs = _PUB_OPTIONS
     can_recv_messages = False
-
-    def __init__(self, host: ProtocolHost, raw: bool) -> None:
-        super().__init__(host, raw)
-        self._pipes: dict[int, Pipe] = {}
-        self._queues: dict[int, deque[tuple[BytesLike, BytesLike]]] = {}
-        self._limit: int = host.options.get("send_buffer", SEND_BUFFER)
-
-    def add_pipe(self, pipe: Pipe) -> bool:
-        self._pipes[pipe.id] = pipe
-        self._queues[pipe.id] = deque()
-        return True
-
-    def remove_pipe(self, pipe: Pipe) -> None:
-        self._pipes.pop(pipe.id, None)
-        queued = self._queues.pop(pipe.id, None)
-        if queued:
-            self.host.count("drops", len(queued))
+    default_send_buffer = SEND_BUFFER
+    drop_oldest = True  # subscribers want fresh data
 
     def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
         # A SUB never writes; whatever sent this is not a well-behaved peer.
         self.host.reject_pipe(pipe, "PUB received a message; a SUB peer must never send")
 
     def try_send(self, msg: Message) -> bool:
-        header: BytesLike = bytes(msg.header) if self.raw else b""
-        body = msg.body
-        limit = self._limit
-        queues = self._queues
-        for pid, pipe in self._pipes.items():
-            queue = queues[pid]
-            if not queue and pipe.writable:
-                pipe.write(header, body)
-                continue
-            if len(queue) >= limit:
-                queue.popleft()  # the oldest goes: subscribers want fresh data
-                self.host.count("drops")
-            queue.append((header, body))
+        self._out.send(bytes(msg.header) if self.raw else b"", msg.body)
         return True
-
-    def can_send(self) -> bool:
-        return True  # never waits: best effort
-
-    def pipe_writable(self, pipe: Pipe) -> None:
-        queue = self._queues.get(pipe.id)
-        while queue and pipe.writable:
-            header, body = queue.popleft()
-            pipe.write(header, body)
 
     def set_option(self, name: str, value: Any) -> None:
         if name == "send_buffer":
-            self._limit = value
-            for queue in self._queues.values():
-                while len(queue) > value:
-                    queue.popleft()
-                    self.host.count("drops")
-
-    def close(self) -> None:
-        self._queues.clear()
-        self._pipes.clear()
+            self._out.limit = value
+            self._out.trim()  # the oldest go, as on a full queue
 
 
 # ---------------------------------------------------------------- SUB

@@ -11,6 +11,10 @@ URL forms (``reference/wire-protocols.md`` §3.2):
 Options: ``tcp_nodelay`` (default True, as NNG) and ``tcp_keepalive``
 (default False).  The stream is a plain asyncio connection; SP framing is the
 shared adapter's job.  Mirrors NNG's ``src/sp/transport/tcp/tcp.c``.
+
+:func:`connect` and :func:`bind_listener` hold the socket work (address
+family, wildcard hosts, port 0 read back, errors mapped to purenng's) so
+that transports layered on TCP (tls) pass only their extra arguments.
 """
 
 from __future__ import annotations
@@ -35,11 +39,11 @@ from ..plugin import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from ..plugin import URL, HostPort, Registry
 
-__all__ = ["TCPTransport"]
+__all__ = ["TCPTransport", "bind_listener", "connect"]
 
 _FAMILY = {"tcp": socket.AF_UNSPEC, "tcp4": socket.AF_INET, "tcp6": socket.AF_INET6}
 
@@ -60,6 +64,77 @@ def _apply_options(transport: asyncio.BaseTransport, options: Mapping[str, Any])
 
 def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+async def connect(
+    url: URL,
+    hp: HostPort,
+    family: int,
+    translate: Callable[[OSError], BaseException | None] | None = None,
+    **kwargs: Any,
+) -> tuple[asyncio.Transport, StreamProtocol]:
+    """Open a connection to ``hp`` (``kwargs`` go to ``create_connection``).
+
+    ``translate`` may turn an error into a more telling one first (tls: a
+    failed handshake); a refused connection raises :class:`ConnectionRefused`.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.create_connection(
+            StreamProtocol, hp.host, hp.port, family=family, **kwargs
+        )
+    except socket.gaierror as exc:
+        raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
+    except OSError as exc:
+        err = translate(exc) if translate is not None else None
+        if err is not None:
+            raise err from exc
+        if exc.errno == errno.ECONNREFUSED or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
+            raise ConnectionRefused(f"{url.raw}: connection refused") from exc
+        raise
+
+
+async def bind_listener(
+    lst: AsyncioStreamListener, url: URL, hp: HostPort, family: int, **kwargs: Any
+) -> None:
+    """Serve ``lst`` on ``hp``; its URL then names the bound port (port 0: the one chosen).
+
+    A wildcard host binds every address of the family (IPv4 when the scheme
+    allows both).  ``kwargs`` go to ``create_server`` (tls: ``ssl=...``).
+    """
+    host: str = hp.host
+    if hp.wildcard:
+        host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        if family == socket.AF_UNSPEC:
+            family = socket.AF_INET
+    loop = asyncio.get_running_loop()
+    kwargs = {"reuse_address": True, "backlog": 4096, **kwargs}
+    try:
+        server = await loop.create_server(
+            lst.protocol_factory, host, hp.port, family=family, **kwargs
+        )
+    except socket.gaierror as exc:
+        raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(f"{url.raw}: address already in use") from exc
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise BadAddress(f"{url.raw}: address not available on this host") from exc
+        raise
+    socks = server.sockets
+    if len(socks) > 1:
+        # A name that resolved to several addresses: keep the first, so
+        # that port 0 means one port.
+        server.close()
+        await server.wait_closed()
+        addr = socks[0].getsockname()
+        server = await loop.create_server(
+            lst.protocol_factory, addr[0], addr[1], family=socks[0].family, **kwargs
+        )
+    lst.server = server
+    bound = server.sockets[0].getsockname()
+    shown = _format_host(hp.host) if hp.host not in ("", "*") else hp.host
+    lst._url = f"{url.scheme}://{shown}:{bound[1]}"
 
 
 class _TCPListener(AsyncioStreamListener):
@@ -114,61 +189,15 @@ class TCPTransport(StreamTransport):
 
     async def dial(self, url: URL, options: Mapping[str, Any]) -> AsyncioStream:
         hp = self._dial_host_port(url)
-        loop = asyncio.get_running_loop()
-        try:
-            tr, pr = await loop.create_connection(
-                StreamProtocol, hp.host, hp.port, family=_FAMILY.get(url.scheme, socket.AF_UNSPEC)
-            )
-        except socket.gaierror as exc:
-            raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
-        except OSError as exc:
-            if exc.errno == errno.ECONNREFUSED or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
-                raise ConnectionRefused(f"{url.raw}: connection refused") from exc
-            raise
+        tr, pr = await connect(url, hp, _FAMILY.get(url.scheme, socket.AF_UNSPEC))
         _apply_options(tr, options)
         return AsyncioStream(tr, pr)
 
     async def listen(self, url: URL, options: Mapping[str, Any]) -> _TCPListener:
-        hp = self._host_port(url)
-        family = _FAMILY.get(url.scheme, socket.AF_UNSPEC)
-        host: str = hp.host
-        if hp.wildcard:
-            host = "::" if family == socket.AF_INET6 else "0.0.0.0"
-            if family == socket.AF_UNSPEC:
-                family = socket.AF_INET
-        loop = asyncio.get_running_loop()
         lst = _TCPListener(url.raw, options)
-        try:
-            server = await loop.create_server(
-                lst.protocol_factory, host, hp.port, family=family, reuse_address=True, backlog=4096
-            )
-        except socket.gaierror as exc:
-            raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise AddressInUse(f"{url.raw}: address already in use") from exc
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise BadAddress(f"{url.raw}: address not available on this host") from exc
-            raise
-        socks = server.sockets
-        if len(socks) > 1:
-            # A name that resolved to several addresses: keep the first, so
-            # that port 0 means one port.
-            server.close()
-            await server.wait_closed()
-            addr = socks[0].getsockname()
-            server = await loop.create_server(
-                lst.protocol_factory,
-                addr[0],
-                addr[1],
-                family=socks[0].family,
-                reuse_address=True,
-                backlog=4096,
-            )
-        lst.server = server
-        bound = server.sockets[0].getsockname()
-        shown = _format_host(hp.host) if hp.host not in ("", "*") else hp.host
-        lst._url = f"{url.scheme}://{shown}:{bound[1]}"
+        await bind_listener(
+            lst, url, self._host_port(url), _FAMILY.get(url.scheme, socket.AF_UNSPEC)
+        )
         return lst
 
 

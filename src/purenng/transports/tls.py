@@ -42,7 +42,6 @@ result are kept as stream extras: ``peercert`` (the verified certificate as
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import socket
 import ssl
@@ -51,17 +50,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..core.errors import Timeout, TLSError
 from ..plugin import (
-    AddressInUse,
     AsyncioStream,
-    BadAddress,
-    ConnectionRefused,
     OptionSpec,
     StreamProtocol,
     duration,
     hookimpl,
 )
 from ..tls import TLS_CONFIG_OPTION, TLSConfig
-from .tcp import TCPTransport, _apply_options, _format_host, _TCPListener
+from .tcp import TCPTransport, _apply_options, _TCPListener, bind_listener, connect
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -324,78 +320,42 @@ class TLSTransport(TCPTransport):
         hp = self._dial_host_port(url)
         cfg = _config(options)
         hostname = cfg.server_hostname(hp.host)
-        ctx = cfg.client_context(hostname)
-        loop = asyncio.get_running_loop()
-        try:
-            tr, pr = await loop.create_connection(
-                StreamProtocol,
-                hp.host,
-                hp.port,
-                family=_FAMILY.get(url.scheme, socket.AF_UNSPEC),
-                ssl=ctx,
-                server_hostname=hostname,
-                ssl_handshake_timeout=_handshake_timeout(options),
-            )
-        except socket.gaierror as exc:
-            raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
-        except OSError as exc:
+
+        def translate(exc: OSError) -> BaseException | None:
             err = tls_error(exc, url.raw)
             if err is not exc:
-                raise err from exc
-            if exc.errno == errno.ECONNREFUSED or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
-                raise ConnectionRefused(f"{url.raw}: connection refused") from exc
+                return err
             if isinstance(exc, ConnectionResetError | BrokenPipeError):
-                raise TLSError(
+                return TLSError(
                     f"{url.raw}: TLS handshake failed: the peer closed the connection",
                     reason="the peer closed the connection during the TLS handshake",
-                ) from exc
-            raise
+                )
+            return None
+
+        tr, pr = await connect(
+            url,
+            hp,
+            _FAMILY.get(url.scheme, socket.AF_UNSPEC),
+            translate,
+            ssl=cfg.client_context(hostname),
+            server_hostname=hostname,
+            ssl_handshake_timeout=_handshake_timeout(options),
+        )
         _apply_options(tr, options)
         return _make_stream(tr, pr, url.raw, dialer=True)
 
     async def listen(self, url: URL, options: Mapping[str, Any]) -> _TLSListener:
         hp = self._host_port(url)
         ctx = _config(options).server_context()
-        family = _FAMILY.get(url.scheme, socket.AF_UNSPEC)
-        host: str = hp.host
-        if hp.wildcard:
-            host = "::" if family == socket.AF_INET6 else "0.0.0.0"
-            if family == socket.AF_UNSPEC:
-                family = socket.AF_INET
-        loop = asyncio.get_running_loop()
         lst = _TLSListener(url.raw, options)
-        kwargs: dict[str, Any] = {
-            "reuse_address": True,
-            "backlog": 4096,
-            "ssl": ctx,
-            "ssl_handshake_timeout": _handshake_timeout(options),
-        }
-        try:
-            server = await loop.create_server(
-                lst.protocol_factory, host, hp.port, family=family, **kwargs
-            )
-        except socket.gaierror as exc:
-            raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise AddressInUse(f"{url.raw}: address already in use") from exc
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise BadAddress(f"{url.raw}: address not available on this host") from exc
-            raise
-        socks = server.sockets
-        if len(socks) > 1:
-            # A name that resolved to several addresses: keep the first, so
-            # that port 0 means one port.
-            server.close()
-            await server.wait_closed()
-            addr = socks[0].getsockname()
-            server = await loop.create_server(
-                lst.protocol_factory, addr[0], addr[1], family=socks[0].family, **kwargs
-            )
-        lst.server = server
-        bound = server.sockets[0].getsockname()
-        shown = _format_host(hp.host) if hp.host not in ("", "*") else hp.host
-        lst._url = f"{url.scheme}://{shown}:{bound[1]}"
+        await bind_listener(
+            lst,
+            url,
+            hp,
+            _FAMILY.get(url.scheme, socket.AF_UNSPEC),
+            ssl=ctx,
+            ssl_handshake_timeout=_handshake_timeout(options),
+        )
         return lst
 
 
