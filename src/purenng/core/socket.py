@@ -28,6 +28,7 @@ import enum
 import logging
 import sys
 import weakref
+from asyncio import _get_running_loop
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .channel import Channel
@@ -566,7 +567,10 @@ class Socket:
 
     async def asend(self, data: BytesLike, *, block: bool = True) -> None:
         """Coroutine form of :meth:`send`; works on any asyncio loop and trio."""
-        await self._async_send(Message(data), block)
+        if _get_running_loop() is self.loop:  # the common case, inlined
+            await self.channel.asend(Message(data), self._send_timeout, block)
+        else:
+            await self._async_send(Message(data), block)
 
     async def asend_msg(self, msg: Message, *, block: bool = True) -> None:
         """Coroutine form of :meth:`send_msg`."""
@@ -574,7 +578,10 @@ class Socket:
 
     async def arecv(self, *, block: bool = True) -> bytes:
         """Coroutine form of :meth:`recv`."""
-        body = (await self._async_recv(block)).body
+        if _get_running_loop() is self.loop and self.protocol_cls.can_recv_messages:
+            body = (await self.channel.arecv(self._recv_timeout, block)).body
+        else:
+            body = (await self._async_recv(block)).body
         return body if type(body) is bytes else bytes(body)
 
     async def arecv_msg(self, *, block: bool = True) -> Message:
@@ -719,11 +726,8 @@ class Socket:
             pass
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+#: The running loop or None, without raising: it runs on every asend/arecv.
+_running_loop: Callable[[], asyncio.AbstractEventLoop | None] = _get_running_loop
 
 
 async def _bridge(
