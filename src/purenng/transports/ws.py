@@ -303,17 +303,7 @@ class WSPipe(Pipe, asyncio.Protocol):
         tr: Any = transport
         self._tr = tr
         self._trailing = trailing
-        try:
-            tr.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
-        except (AttributeError, NotImplementedError):
-            pass
-        sock = tr.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        tr.set_protocol(self)
+        _adopt(tr, self)
         if tr.is_closing():
             self._closed_now()
 
@@ -966,17 +956,7 @@ class WSStream(Stream, asyncio.Protocol):
         # Kept: a closed TLS transport no longer answers get_extra_info.
         for name in ("sockname", "peername", "peercert"):
             self._info[name] = tr.get_extra_info(name)
-        try:
-            tr.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
-        except (AttributeError, NotImplementedError):
-            pass
-        sock = tr.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        tr.set_protocol(self)
+        _adopt(tr, self)
         if tr.is_closing():
             self._ended()
             return
@@ -1201,3 +1181,18 @@ def _check_stream_options(url: URL, options: Mapping[str, Any]) -> None:
 @hookimpl
 def purenng_register_transports(registry: Registry) -> None:
     registry.add_transport(WSTransport())
+
+
+def _adopt(tr: Any, protocol: asyncio.BaseProtocol) -> None:
+    """Take over an upgraded connection: write limits, no Nagle, our protocol."""
+    try:
+        tr.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+    except (AttributeError, NotImplementedError):
+        pass
+    sock = tr.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+    tr.set_protocol(protocol)
