@@ -19,12 +19,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from purenng.core import sp_codec
 from purenng.core.errors import Error, MessageTooLarge, ProtocolError
 from purenng.core.sp_codec import (
     BIG_BODY,
     HANDSHAKE_SIZE,
     MAX_STREAM_LENGTH,
+    POOLED_MAX,
+    POOLED_PER_CLASS,
     RECV_BUFFER,
+    BigBufferPool,
     SPDecoder,
     encode_handshake,
     frame_prefix,
@@ -388,3 +392,73 @@ def test_a_read_that_fills_the_buffer_makes_it_grow_up_to_the_maximum() -> None:
     assert sizes[0] == INITIAL_BUFFER
     assert max(sizes) <= RECV_BUFFER
     assert max(sizes) > RECV_BUFFER // 2
+
+
+# ------------------------------------------------------------------ big-body buffers
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> BigBufferPool:
+    """A private pool, so that what other tests left behind does not count."""
+    fresh = BigBufferPool()
+    monkeypatch.setattr(sp_codec, "BIG_BUFFERS", fresh)
+    return fresh
+
+
+def _raw_decoder(out: list[bytes | bytearray]) -> SPDecoder:
+    """A decoder whose payloads are kept as delivered (not copied)."""
+    dec = SPDecoder(lambda proto: None, out.append)
+    feed(dec, encode_handshake(PUSH), [8])
+    return dec
+
+
+def test_big_bodies_arrive_as_bytes_that_later_bodies_do_not_overwrite(
+    pool: BigBufferPool,
+) -> None:
+    out: list[bytes | bytearray] = []
+    dec = _raw_decoder(out)
+    bodies = [payload_of(100 * 1024, seed) for seed in range(4)]
+    for body in bodies:
+        feed(dec, frame_prefix(len(body)) + body, [4096])
+    assert all(type(p) is bytes for p in out)
+    assert out == bodies
+    # One buffer served all four bodies and went back to the pool.
+    assert pool.spare_bytes() == 128 * 1024
+
+
+def test_interleaved_big_bodies_on_two_pipes_use_separate_buffers(pool: BigBufferPool) -> None:
+    out_a: list[bytes | bytearray] = []
+    out_b: list[bytes | bytearray] = []
+    a, b = _raw_decoder(out_a), _raw_decoder(out_b)
+    body_a, body_b = payload_of(200 * 1024, 1), payload_of(200 * 1024, 2)
+    stream_a = frame_prefix(len(body_a)) + body_a
+    half = len(stream_a) // 2
+    feed(a, stream_a[:half], [8192])  # a is in the middle of its body
+    feed(b, frame_prefix(len(body_b)) + body_b, [8192])
+    feed(b, frame_prefix(len(body_b)) + body_b, [8192])  # b reuses its buffer
+    feed(a, stream_a[half:], [8192])
+    assert out_a == [body_a]
+    assert out_b == [body_b, body_b]
+
+
+def test_bodies_beyond_the_pooled_sizes_are_not_kept(pool: BigBufferPool) -> None:
+    out: list[bytes | bytearray] = []
+    dec = _raw_decoder(out)
+    body = payload_of(POOLED_MAX + 1, 3)
+    feed(dec, frame_prefix(len(body)) + body, [1 << 20])
+    assert out == [body]
+    assert pool.spare_bytes() == 0
+
+
+def test_the_pool_keeps_a_bounded_number_of_spares_per_size() -> None:
+    pool = BigBufferPool()
+    taken = [pool.take(BIG_BODY + 1) for _ in range(POOLED_PER_CLASS + 3)]
+    assert {len(b) for b in taken} == {2 * BIG_BODY}
+    for b in taken:
+        pool.give(b)
+    assert pool.spare_bytes() == POOLED_PER_CLASS * 2 * BIG_BODY
+    again = pool.take(2 * BIG_BODY)
+    assert any(again is b for b in taken)
+    assert BigBufferPool.size_class(BIG_BODY) == BIG_BODY
+    assert BigBufferPool.size_class(POOLED_MAX) == POOLED_MAX
+    assert BigBufferPool.size_class(POOLED_MAX + 1) == 0

@@ -15,10 +15,14 @@ Theory of operation: :class:`SPDecoder` is fed the way an
 ``asyncio.BufferedProtocol`` is fed.  It hands out a writable ``memoryview``
 (:meth:`SPDecoder.get_buffer`), is told how many bytes landed there
 (:meth:`SPDecoder.buffer_updated`) and calls ``on_message(payload)`` for every
-complete message.  Small messages are parsed out of one reusable 256 KiB
-buffer; a message of :data:`BIG_BODY` bytes or more gets a buffer of its own,
-and the following reads land in it directly, so a large body is never copied
-after the kernel wrote it.  Bad input is never raised into the caller's
+complete message.  Small messages are parsed out of one reusable buffer
+(16 KiB, growing to 256 KiB under load); a message of :data:`BIG_BODY` bytes
+or more is received straight into a buffer of its own, so that it is not
+assembled piece by piece.  Every payload is delivered as ``bytes`` (what
+``recv()`` returns), which costs one copy out of the receive buffer; that
+is why the big buffers are recycled (:class:`BigBufferPool`) rather than
+allocated per message: a fresh 1 MiB ``bytearray`` is zero-filled and
+page-faulted in, which cost more than the copy itself.  Bad input is never raised into the caller's
 loop: the decoder records a :class:`~purenng.core.errors.Error` in
 :attr:`SPDecoder.error`, discards everything after it, and the adapter closes
 the pipe.
@@ -42,6 +46,7 @@ __all__ = [
     "BIG_BODY",
     "HANDSHAKE_SIZE",
     "MAX_STREAM_LENGTH",
+    "BigBufferPool",
     "SPDecoder",
     "encode_handshake",
     "frame_prefix",
@@ -60,6 +65,12 @@ RECV_BUFFER = 256 * 1024
 #: (10,000 pipes at 256 KiB each would take 2.5 GiB).  It grows fourfold each
 #: time a read fills it, up to :data:`RECV_BUFFER`.
 INITIAL_BUFFER = 16 * 1024
+#: The largest big-body buffer kept for reuse; larger bodies are received
+#: into a buffer of their own and delivered as that ``bytearray``.
+POOLED_MAX = 4 * 1024 * 1024
+#: Spare buffers kept per size class (powers of two from :data:`BIG_BODY`
+#: to :data:`POOLED_MAX`): at most some 16 MiB stay allocated when idle.
+POOLED_PER_CLASS = 2
 #: ipc's in-band message type byte (wire-protocols.md §2.2).
 IPC_MSG_TYPE = 1
 
@@ -103,6 +114,62 @@ def frame_prefix(length: int, ipc: bool = False) -> bytes:
     return _IPC_LEN.pack(IPC_MSG_TYPE, length) if ipc else _LEN.pack(length)
 
 
+class BigBufferPool:
+    """Spare receive buffers for big bodies, shared by every decoder in the process.
+
+    A body is copied out of its buffer into ``bytes`` as soon as it is
+    complete, so a buffer is busy only while one body is arriving, and the
+    number in use at once is the number of pipes in the middle of a big
+    body, not the number of pipes.  Buffers come in power-of-two sizes so
+    that one can serve any body of its class.  ``list.append`` and
+    ``list.pop`` are atomic, which is all the decoders on several event
+    loop threads need; a race can only keep one buffer more or fewer.
+    """
+
+    __slots__ = ("_free",)
+
+    def __init__(self) -> None:
+        self._free: dict[int, list[bytearray]] = {}
+
+    @staticmethod
+    def size_class(length: int) -> int:
+        """The buffer size that serves a body of ``length`` bytes (0: not pooled)."""
+        if length > POOLED_MAX:
+            return 0
+        return max(BIG_BODY, 1 << (length - 1).bit_length())
+
+    def take(self, length: int) -> bytearray:
+        """A buffer of at least ``length`` bytes (its size class, or exact if not pooled).
+
+        Raises:
+            MemoryError: a new buffer cannot be allocated.
+        """
+        size = self.size_class(length)
+        if not size:
+            return bytearray(length)
+        free = self._free.get(size)
+        if free:
+            try:
+                return free.pop()
+            except IndexError:  # another thread took the last one
+                pass
+        return bytearray(size)
+
+    def give(self, buf: bytearray) -> None:
+        """Keep ``buf`` for reuse, unless its class already has enough spares."""
+        free = self._free.setdefault(len(buf), [])
+        if len(free) < POOLED_PER_CLASS:
+            free.append(buf)
+
+    def spare_bytes(self) -> int:
+        """Memory held by spare buffers (for tests and stats)."""
+        return sum(len(b) for free in list(self._free.values()) for b in list(free))
+
+
+#: The process-wide pool every :class:`SPDecoder` uses.
+BIG_BUFFERS = BigBufferPool()
+
+
 class SPDecoder:
     """Incremental decoder for one SP stream connection.
 
@@ -117,6 +184,7 @@ class SPDecoder:
 
     __slots__ = (
         "_big",
+        "_big_len",
         "_big_mv",
         "_big_pos",
         "_buf",
@@ -150,6 +218,7 @@ class SPDecoder:
         self._big: bytearray | None = None
         self._big_mv: memoryview | None = None
         self._big_pos = 0
+        self._big_len = 0
         self.handshake_done = False
         #: The first error seen; once set, all further input is discarded.
         self.error: Error | None = None
@@ -196,14 +265,11 @@ class SPDecoder:
         big = self._big
         if big is not None:
             self._big_pos += nbytes
-            if self._big_pos < len(big):
+            if self._big_pos < self._big_len:
                 return
-            self._big = self._big_mv = None
-            self.on_message(big)
-            if self.error is not None:
-                return
-            # A big body always ends exactly at the end of its buffer, so
-            # there are no further bytes to parse from this read.
+            # A big body always ends exactly at the end of the view handed
+            # out, so there are no further bytes to parse from this read.
+            self._deliver_big(big)
             return
         self._w += nbytes
         if not self.handshake_done:
@@ -225,6 +291,17 @@ class SPDecoder:
             # The read filled the buffer: the peer sends faster than one
             # buffer a read, so take bigger bites.
             self._grow(0)
+
+    def _deliver_big(self, big: bytearray) -> None:
+        view = self._big_mv
+        assert view is not None
+        self._big = self._big_mv = None
+        if len(big) == self._big_len and not BigBufferPool.size_class(self._big_len):
+            payload: bytes | bytearray = big  # not pooled: hand over the buffer itself
+        else:
+            payload = bytes(view)
+            BIG_BUFFERS.give(big)
+        self.on_message(payload)
 
     def _parse(self) -> None:
         buf = self._buf
@@ -260,15 +337,16 @@ class SPDecoder:
                 continue
             if length >= BIG_BODY:
                 try:
-                    big = bytearray(length)
+                    big = BIG_BUFFERS.take(length)
                 except MemoryError:
                     self.fail(MessageTooLarge(f"cannot allocate a {length}-byte message"))
                     return
                 have = w - start
                 big[:have] = mv[start:w]
                 self._big = big
-                self._big_mv = memoryview(big)
+                self._big_mv = memoryview(big)[:length]
                 self._big_pos = have
+                self._big_len = length
                 r = w
             else:
                 # A small frame still arriving: make sure all of it will fit.
