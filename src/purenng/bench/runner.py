@@ -31,6 +31,14 @@ Theory of operation:
 * A row is one (transport, size, API); it holds each library's median and
   the ratio purenng/peer in messages/s (sync against sync, async against
   async).  Sizes are equal within a row, so the MB/s ratio is the same.
+* Baselines (``baselines``, on by default; :mod:`purenng.bench.baselines`):
+  over tcp and ipc, a row of 1 MiB and up is also compared with the raw
+  blocking-socket bandwidth (one run per transport and size, shown in
+  both API rows) and an async row below 1 MiB with the per-message
+  asyncio ceiling (on ``loop``).  A baseline run is one more cell, placed
+  right after purenng's run of its row, so the ratio purenng/baseline
+  compares runs made next to each other; the row holds it as
+  ``baseline`` (the cell, with its ``kind``) and ``ratio_baseline``.
 """
 
 from __future__ import annotations
@@ -45,10 +53,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .baselines import KINDS as BASELINE_KINDS
+from .baselines import RAW, baseline_kind
 from .peers import API_NAMES, IO_TIMEOUT, LIBRARIES, NET_TRANSPORTS
 from .proc import (
     HOST,
     BenchError,
+    child_command,
     free_port,
     ipc_path,
     kill,
@@ -60,6 +71,7 @@ from .proc import (
 from .report import (
     fmt_mb,
     fmt_rate,
+    ratio,
     render_section,
     run_notes,
     throughput_stats,
@@ -86,6 +98,7 @@ __all__ = [
     "machine_line",
     "parse_size",
     "render_table",
+    "run_baseline",
     "run_bench",
     "run_pair",
     "write_certs",
@@ -176,6 +189,8 @@ class BenchConfig:
     """Event loop of the async runs: ``asyncio`` or ``uvloop``."""
     budget: float = 300.0
     """Seconds for the whole bench; runs that would start later are skipped."""
+    baselines: bool = True
+    """Also run the pure-Python baselines (:mod:`purenng.bench.baselines`) where they apply."""
 
     def child_timeout(self) -> float:
         """Hard wall-clock limit of one child once both run."""
@@ -278,6 +293,31 @@ def run_pair(
     ]  # fmt: skip
     if tls_dir is not None:
         args += ["--tls-dir", tls_dir]
+    return _run_children(cfg, args)
+
+
+def run_baseline(cfg: BenchConfig, kind: str, url: str, size: int) -> dict[str, Any]:
+    """One pair of baseline children (:mod:`purenng.bench.baselines`), as :func:`run_pair`.
+
+    ``kind`` is one of :data:`purenng.bench.baselines.KINDS`; the ceiling
+    runs on ``cfg.loop``; the message cap and the time bounds are those of
+    the library runs of the same size.
+
+    Raises:
+        BenchError: a child failed, timed out or printed no result.
+    """
+    count = cfg.count or default_count(size)
+    args = [
+        *child_command("purenng.bench.baselines"),
+        "--kind", kind, "--url", url, "--size", str(size),
+        "--count", str(count), "--duration", str(cfg.duration),
+        "--grace", str(cfg.grace), "--loop", cfg.loop,
+    ]  # fmt: skip
+    return _run_children(cfg, args)
+
+
+def _run_children(cfg: BenchConfig, args: list[str]) -> dict[str, Any]:
+    """Run ``args --role recv``, then ``args --role send``, as one bounded pair."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     hard = cfg.child_timeout()
     recv: subprocess.Popen[bytes] | None = None
@@ -364,30 +404,62 @@ def _stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+_Cell = tuple[str, int, str, str]
+
+
+def _baseline_cell(transport: str, size: int, api: str) -> _Cell | None:
+    """The cell of the baseline of a row: (transport, size, api, kind), or None.
+
+    The api is ``""`` for the raw bandwidth: one run serves both API rows.
+    """
+    kind = baseline_kind(transport, size, api)
+    if kind is None:
+        return None
+    return (transport, size, "" if kind == RAW else api, kind)
+
+
+def _cells(cfg: BenchConfig) -> list[_Cell]:
+    """One round of runs, in order: (transport, size, api, library or baseline kind).
+
+    A row's libraries run one after the other; its baseline (if any, and
+    not run already for an earlier row) comes right after purenng.
+    """
+    cells: list[_Cell] = []
+    libs = list(cfg.libraries)
+    at = libs.index("purenng") + 1 if "purenng" in libs else 0
+    for tr in cfg.transports:
+        for size in cfg.sizes:
+            for api in cfg.apis:
+                group: list[_Cell] = [(tr, size, api, lib) for lib in libs]
+                base = _baseline_cell(tr, size, api) if cfg.baselines else None
+                if base is not None and base not in cells:
+                    group.insert(at, base)
+                cells += group
+    return cells
+
+
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchResult:
-    """Run every (repeat, transport, size, API, library) and build the rows."""
+    """Run every (repeat, transport, size, API, library or baseline) and build the rows."""
     t_start = time.monotonic()
-    cells = [
-        (tr, size, api, lib)
-        for tr in cfg.transports
-        for size in cfg.sizes
-        for api in cfg.apis
-        for lib in cfg.libraries
-    ]
+    cells = _cells(cfg)
     tmpdir = tempfile.mkdtemp(prefix="purenng-bench-")
     tls_dir: str | None = None
     tls_error: str | None = None
 
-    def label(cell: tuple[str, int, str, str]) -> str | None:
+    def label(cell: _Cell) -> str | None:
         tr, size, api, lib = cell
+        if lib in BASELINE_KINDS:
+            return " ".join(filter(None, (tr, format_size(size), api, "baseline", lib)))
         if tr not in LIBRARIES[lib].transports:
             return None  # n/a: the library cannot speak it
         return f"{tr} {format_size(size)} {api} {lib}"
 
-    def run(cell: tuple[str, int, str, str]) -> dict[str, Any]:
+    def run(cell: _Cell) -> dict[str, Any]:
         tr, size, api, lib = cell
         with ipc_path(tmpdir, tr) as path:
             url = bench_url(tr, path)
+            if lib in BASELINE_KINDS:
+                return run_baseline(cfg, lib, url, size)
             if tr in TLS_TRANSPORTS and tls_error is not None:
                 raise BenchError(tls_error)
             return run_pair(cfg, lib, api, url, size, tls_dir=tls_dir)
@@ -412,22 +484,26 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
                     for lib in cfg.libraries
                 }
                 ours = results.get("purenng", {}).get("msgs_per_s")
-                ratio: dict[str, float | None] = {}
+                ratios: dict[str, float | None] = {}
                 for lib in cfg.libraries:
                     if lib == "purenng":
                         continue
                     theirs = results[lib].get("msgs_per_s")
-                    ratio[lib] = ours / theirs if ours is not None and theirs else None
-                rows.append(
-                    {
-                        "transport": tr,
-                        "size": size,
-                        "size_label": format_size(size),
-                        "api": api,
-                        "results": results,
-                        "ratio": ratio,
-                    }
-                )
+                    ratios[lib] = ours / theirs if ours is not None and theirs else None
+                row: dict[str, Any] = {
+                    "transport": tr,
+                    "size": size,
+                    "size_label": format_size(size),
+                    "api": api,
+                    "results": results,
+                    "ratio": ratios,
+                }
+                if cfg.baselines:
+                    key = _baseline_cell(tr, size, api)
+                    base = None if key is None else {"kind": key[3], **done.summary(key, _stats)}
+                    row["baseline"] = base
+                    row["ratio_baseline"] = ratio(ours, base.get("msgs_per_s") if base else None)
+                rows.append(row)
     versions = {lib: LIBRARIES[lib].version() for lib in cfg.libraries}
     machine = {
         **machine_info(),
@@ -460,6 +536,46 @@ def _cell_text(cell: dict[str, Any]) -> tuple[str, str]:
     return fmt_rate(cell["msgs_per_s"]) + mark, fmt_mb(cell["MB_per_s"])
 
 
+def _baseline_text(row: dict[str, Any]) -> list[str]:
+    """The two baseline columns of a row: ``kind rate`` and the ratio."""
+    base = row.get("baseline")
+    if not base:
+        return ["—", "—"]
+    rate, _ = _cell_text(base)
+    r = row.get("ratio_baseline")
+    return [f"{base['kind']} {rate}", "—" if r is None else f"{r:.2f}x"]
+
+
+def _baseline_notes(rows: list[dict[str, Any]], budget: str) -> list[str]:
+    """Errors and skips of the baseline runs, once per run (raw serves two rows)."""
+    notes: list[str] = []
+    seen: set[str] = set()
+    for row in rows:
+        base = row.get("baseline")
+        if not base:
+            continue
+        api = "" if base["kind"] == RAW else f" {row['api']}"
+        at = f"{row['transport']} {row['size_label']}{api} baseline {base['kind']}"
+        if at in seen:
+            continue
+        seen.add(at)
+        notes.extend(f"error: {at}: {e}" for e in base.get("errors", ()))
+        if base.get("skipped"):
+            notes.append(f"skipped: {at}: {base['skipped']} run(s) over {budget}")
+    return notes
+
+
+#: What the baseline columns mean (the note under a table that has them).
+BASELINE_NOTE = (
+    "baseline = pure Python, no SP, no library, run right after purenng's run of the row "
+    "(tcp and ipc only): ceiling = per-message await asend()/arecv() over an asyncio "
+    "Protocol pair (8-byte length frames, up to 256 per write, each message its own bytes) "
+    "on the async loop, for async rows below 1 MiB; raw = blocking sendall()/recv_into() "
+    "of message-size chunks (the loopback bandwidth), one run for both API rows from 1 MiB.  "
+    "x baseline = purenng msg/s / baseline msg/s (1.00x = as fast as bare Python)."
+)
+
+
 def machine_line(versions: dict[str, str | None], machine: dict[str, Any]) -> str:
     """One line naming the libraries' versions, the Python and the machine."""
     ver = ", ".join(f"{k} {v or '?'}" for k, v in versions.items())
@@ -481,11 +597,14 @@ def render_table(result: BenchResult, *, markdown: bool = False, header: bool = 
     cfg = result.config
     libs = cfg.libraries
     peers = [lib for lib in libs if lib != "purenng"]
+    bases = any(row.get("baseline") for row in result.rows)
     head = ["transport", "size", "api"]
     for lib in libs:
         head += [f"{lib} msg/s", "MB/s"]
         if lib != "purenng":
             head.append(f"x {lib}")
+    if bases:
+        head += ["baseline msg/s", "x baseline"]
     rows = []
     for row in result.rows:
         line = [row["transport"], row["size_label"], row["api"]]
@@ -494,6 +613,8 @@ def render_table(result: BenchResult, *, markdown: bool = False, header: bool = 
             if lib != "purenng":
                 r = row["ratio"].get(lib)
                 line.append("—" if r is None else f"{r:.2f}x")
+        if bases:
+            line += _baseline_text(row)
         rows.append(line)
     m = result.machine
     intro = [
@@ -509,6 +630,8 @@ def render_table(result: BenchResult, *, markdown: bool = False, header: bool = 
             "x peer = purenng msg/s / peer msg/s (higher is better), same transport, size "
             "and API (sync vs sync, async vs async)."
         )
+    if bases:
+        notes.append(BASELINE_NOTE)
     notes.append(
         "Marks after a rate: * = a run hit the receive time cap, ! = messages were lost.  "
         "Numbers on a shared machine are noisy: read gaps under ~1.5x as noise."
@@ -522,6 +645,7 @@ def render_table(result: BenchResult, *, markdown: bool = False, header: bool = 
         lambda row: f"{row['transport']} {row['size_label']} {row['api']}",
         budget=f"the {cfg.budget:g} s budget",
     )
+    notes += _baseline_notes(result.rows, f"the {cfg.budget:g} s budget")
     return render_section(
         "PUSH->PULL throughput, messages/s", intro, head, rows, notes, markdown=markdown, left=3
     )
