@@ -154,7 +154,12 @@ class Channel:
                 return True
         rq = self._rq
         rq.append(msg)
-        if self._thread_waiters:
+        # Wake one sleeping receiver per message only while there are fewer
+        # messages than receivers: beyond that every receiver has been woken
+        # and takes the next message itself before it sleeps again.  This
+        # keeps a burst parsed out of one read to one wake-up, not one lock
+        # round per message.
+        if self._thread_waiters >= len(rq):
             with self._cond:
                 self._cond.notify()
         if len(rq) >= self.recv_capacity:
