@@ -568,7 +568,10 @@ class Socket:
     async def asend(self, data: BytesLike, *, block: bool = True) -> None:
         """Coroutine form of :meth:`send`; works on any asyncio loop and trio."""
         if _get_running_loop() is self.loop:  # the common case, inlined
-            await self.channel.asend(Message(data), self._send_timeout, block)
+            msg = Message(data)
+            channel = self.channel
+            if not channel.send_now(msg):
+                await channel.asend(msg, self._send_timeout, block)
         else:
             await self._async_send(Message(data), block)
 
@@ -579,7 +582,11 @@ class Socket:
     async def arecv(self, *, block: bool = True) -> bytes:
         """Coroutine form of :meth:`recv`."""
         if _get_running_loop() is self.loop and self.protocol_cls.can_recv_messages:
-            body = (await self.channel.arecv(self._recv_timeout, block)).body
+            channel = self.channel
+            msg = channel.take_now()
+            if msg is None:
+                msg = await channel.arecv(self._recv_timeout, block)
+            body = msg.body
         else:
             body = (await self._async_recv(block)).body
         return body if type(body) is bytes else bytes(body)

@@ -304,21 +304,25 @@ class SPDecoder:
         self.on_message(payload)
 
     def _parse(self) -> None:
+        # The hot loop of every stream receive: locals only, one length
+        # check, and the ipc type byte looked at only on ipc.
         buf = self._buf
         mv = self._mv
         r, w = self._r, self._w
-        hlen = 9 if self._ipc else 8
+        ipc = self._ipc
+        hlen = 9 if ipc else 8
         limit = self.recv_max_size
+        most = limit if 0 < limit < MAX_STREAM_LENGTH else MAX_STREAM_LENGTH
         on_message = self.on_message
         while w - r >= hlen:
-            if self._ipc:
+            if ipc:
                 mtype, length = _unpack_ipc(buf, r)
                 if mtype != IPC_MSG_TYPE:
                     self.fail(ProtocolError(f"ipc message type must be 1, got {mtype}"))
                     return
             else:
-                (length,) = _unpack_len(buf, r)
-            if (limit and length > limit) or length > MAX_STREAM_LENGTH:
+                length = _unpack_len(buf, r)[0]
+            if length > most:
                 self.fail(
                     MessageTooLarge(
                         f"peer sent a {length}-byte message, over recv_max_size {limit}"
