@@ -147,6 +147,17 @@ def test_transports_option() -> None:
     assert bench_url("tls").startswith("tls+tcp://127.0.0.1:")
 
 
+def test_no_baselines_flag_reaches_the_thr_config() -> None:
+    parser = argparse.ArgumentParser()
+    cli_bench.add_arguments(parser)
+    on = cli_bench._configs(parser.parse_args(["--modes", "thr"]), [], 1.0)
+    off = cli_bench._configs(parser.parse_args(["--modes", "thr", "--no-baselines"]), [], 1.0)
+    assert on.thr is not None
+    assert on.thr.baselines
+    assert off.thr is not None
+    assert not off.thr.baselines
+
+
 def test_unknown_peer_is_a_usage_error() -> None:
     parser = argparse.ArgumentParser()
     cli_bench.add_arguments(parser)

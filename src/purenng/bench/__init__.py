@@ -3,8 +3,10 @@
 Modes: ``thr`` (PUSH -> PULL throughput, described here), ``lat`` (REQ/REP
 round-trip latency, :mod:`purenng.bench.latency`), ``inproc`` (PUSH -> PULL
 in one process, :mod:`purenng.bench.inproc`), ``import`` (the cost of
-``import purenng``, :mod:`purenng.bench.importtime`) and ``pipes`` (many tcp
-pipes on one listener, :mod:`purenng.bench.pipes`).
+``import purenng``, :mod:`purenng.bench.importtime`), ``pipes`` (many tcp
+pipes on one listener, :mod:`purenng.bench.pipes`) and ``scaling``
+(throughput against the number of concurrent pipes and the message size,
+with an optional PNG figure, :mod:`purenng.bench.scaling`).
 :mod:`purenng.bench.suite` runs a selection of them under one header.
 
 What the throughput mode measures, and why this way (the method of the
@@ -48,6 +50,7 @@ from .peers import API_NAMES, LIBRARIES, Library, available_libraries
 from .pipes import PipesConfig, run_pipes
 from .report import ModeResult
 from .runner import BenchConfig, BenchResult, render_table, run_bench
+from .scaling import ScalingConfig, plot_scaling, run_scaling
 from .suite import DEFAULT_MODES, MODES, SuiteConfig, SuiteResult, run_suite
 
 __all__ = [
@@ -63,14 +66,17 @@ __all__ = [
     "Library",
     "ModeResult",
     "PipesConfig",
+    "ScalingConfig",
     "SuiteConfig",
     "SuiteResult",
     "available_libraries",
+    "plot_scaling",
     "render_table",
     "run_bench",
     "run_import",
     "run_inproc",
     "run_lat",
     "run_pipes",
+    "run_scaling",
     "run_suite",
 ]

@@ -29,6 +29,7 @@ from .runner import (
     render_table,
     run_bench,
 )
+from .scaling import ScalingConfig, render_scaling, run_scaling
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MODES", "MODES", "SuiteConfig", "SuiteResult", "run_suite"]
 
 #: Every mode, in the order a suite runs them.
-MODES = ("thr", "lat", "inproc", "import", "pipes")
+MODES = ("thr", "lat", "inproc", "import", "pipes", "scaling")
 
 #: What ``purenng bench`` runs without ``--modes``.
 DEFAULT_MODES = ("thr", "lat")
@@ -53,6 +54,7 @@ class SuiteConfig:
     inproc: InprocConfig | None = None
     imports: ImportConfig | None = None
     pipes: PipesConfig | None = None
+    scaling: ScalingConfig | None = None
 
     def modes(self) -> list[str]:
         """The selected modes, in running order."""
@@ -62,13 +64,14 @@ class SuiteConfig:
             "inproc": self.inproc,
             "import": self.imports,
             "pipes": self.pipes,
+            "scaling": self.scaling,
         }
         return [m for m in MODES if chosen[m] is not None]
 
     def libraries(self) -> list[str]:
         """Every library some mode compares, in table order."""
         used = {"purenng"}
-        for cfg in (self.thr, self.lat, self.inproc):
+        for cfg in (self.thr, self.lat, self.inproc, self.scaling):
             if cfg is not None:
                 used.update(cfg.libraries)
         return [lib for lib in LIBRARIES if lib in used]
@@ -128,6 +131,7 @@ _RENDER: dict[str, Callable[..., str]] = {
     "inproc": render_inproc,
     "import": render_import,
     "pipes": render_pipes,
+    "scaling": render_scaling,
 }
 
 
@@ -157,10 +161,13 @@ def run_suite(cfg: SuiteConfig, progress: Callable[[str], None] | None = None) -
         results["import"] = run_import(cfg.imports, progress)
     if cfg.pipes is not None:
         results["pipes"] = run_pipes(cfg.pipes, progress)
+    if cfg.scaling is not None:
+        results["scaling"] = run_scaling(cfg.scaling, progress)
     machine["loadavg_end"] = machine_info()["loadavg"]
     versions = {lib: _version(lib) for lib in cfg.libraries()}
     if machine["purenng_sync_loop"] == "uvloop" or any(
-        getattr(c, "loop", "") == "uvloop" for c in (cfg.thr, cfg.lat, cfg.inproc, cfg.pipes)
+        getattr(c, "loop", "") == "uvloop"
+        for c in (cfg.thr, cfg.lat, cfg.inproc, cfg.pipes, cfg.scaling)
     ):
         versions["uvloop"] = _version("uvloop")
     return SuiteResult(

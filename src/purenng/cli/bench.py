@@ -11,6 +11,9 @@ Modes (``--modes``, default ``thr,lat``; ``all`` runs every one):
   (:mod:`purenng.bench.importtime`).
 * ``pipes``: many tcp pipes on one listener: connect time, one echo round,
   memory per pipe (:mod:`purenng.bench.pipes`).
+* ``scaling``: throughput against the number of concurrent pipes
+  (``--scale-pipes``) and against the message size, with a PNG figure
+  (``--plot FILE``, needs matplotlib) (:mod:`purenng.bench.scaling`).
 
 This module only turns options into a
 :class:`~purenng.bench.suite.SuiteConfig` and prints the result: as tables,
@@ -53,6 +56,12 @@ from purenng.bench.runner import (
     format_size,
     parse_size,
 )
+from purenng.bench.scaling import (
+    DEFAULT_PIPE_COUNTS,
+    PlotUnavailable,
+    ScalingConfig,
+    require_matplotlib,
+)
 from purenng.bench.suite import DEFAULT_MODES, MODES, SuiteConfig, run_suite
 
 if TYPE_CHECKING:
@@ -75,6 +84,9 @@ QUICK_LAT = LatConfig(transports=["tcp"], duration=0.3, count=2000, warmup=50, b
 QUICK_INPROC = InprocConfig(duration=0.3, grace=2.0, budget=60.0)
 QUICK_IMPORT = ImportConfig(runs=3)
 QUICK_PIPES = PipesConfig(counts=[50], budget=60.0)
+QUICK_SCALING = ScalingConfig(
+    pipe_counts=[1, 10], sizes=[64, 1024], duration=0.3, grace=2.0, budget=60.0
+)
 
 
 def _csv(text: str) -> list[str]:
@@ -137,7 +149,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "purenng against other Python messaging libraries, with ratios purenng/peer: "
         "PUSH->PULL throughput (thr), REQ/REP latency (lat), inproc throughput (inproc), "
-        "import time (import), many tcp pipes (pipes)."
+        "import time (import), many tcp pipes (pipes), throughput against pipes and "
+        "message size (scaling)."
     )
     parser.add_argument(
         "--modes",
@@ -153,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_sizes,
         default=None,
         help=f"comma-separated message sizes of thr, e.g. 64,1K,64K,1M (default {sizes}); "
-        "also of inproc when given (default 64)",
+        "also of inproc (default 64) and scaling (default 16B..1MiB, powers of 4) when given",
     )
     parser.add_argument(
         "--transports",
@@ -216,6 +229,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "about half a minute and some 2.6 GiB of memory on a small VM)",
     )
     parser.add_argument(
+        "--scale-pipes",
+        type=_counts,
+        default=None,
+        metavar="N[,N...]",
+        help="concurrent pipe counts of the scaling mode, one run each (default "
+        f"{','.join(str(n) for n in DEFAULT_PIPE_COUNTS)})",
+    )
+    parser.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE",
+        help="write the scaling mode's figure to FILE (PNG; needs matplotlib: "
+        "pip install 'purenng[bench]')",
+    )
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="thr: leave out the pure-Python baselines (the per-message asyncio ceiling "
+        "next to async rows, the raw blocking-socket bandwidth next to 1 MiB rows)",
+    )
+    parser.add_argument(
         "--import-runs",
         type=_positive_int,
         default=None,
@@ -231,7 +265,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget",
         type=_positive,
         default=None,
-        help="seconds for each mode; its later runs are skipped (default 300, pipes 600)",
+        help="seconds for each mode; its later runs are skipped (default 300, pipes and "
+        "scaling 600)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON document on stdout instead of tables"
@@ -248,8 +283,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="tiny runs (tcp, 64 B, 0.3 s, 50 pipes, 3 imports) for smoke tests; explicit "
-        "options still apply",
+        help="tiny runs (tcp, 64 B, 0.3 s, 50 pipes, 3 imports; scaling: 1 and 10 pipes, "
+        "64 B and 1 KiB) for smoke tests; explicit options still apply",
     )
 
 
@@ -297,6 +332,7 @@ def _configs(args: argparse.Namespace, peers: list[str], duration: float) -> Sui
             grace=base.grace,
             loop=args.loop,
             budget=args.budget or base.budget,
+            baselines=not args.no_baselines,
         )
     if "lat" in modes:
         lat = QUICK_LAT if args.quick else LatConfig()
@@ -337,6 +373,21 @@ def _configs(args: argparse.Namespace, peers: list[str], duration: float) -> Sui
             loop=args.loop,
             budget=args.budget or pip.budget,
         )
+    if "scaling" in modes:
+        sca = QUICK_SCALING if args.quick else ScalingConfig()
+        out.scaling = ScalingConfig(
+            pipe_counts=args.scale_pipes or list(sca.pipe_counts),
+            sizes=args.sizes or list(sca.sizes),
+            apis=args.apis or list(sca.apis),
+            libraries=libraries,
+            duration=duration,
+            repeat=args.repeat or sca.repeat,
+            count=args.count,
+            grace=sca.grace,
+            loop=args.loop,
+            budget=args.budget or sca.budget,
+            plot=args.plot,
+        )
     return out
 
 
@@ -362,6 +413,21 @@ def run(args: argparse.Namespace) -> int:
         note(
             f"purenng bench: --pipes {max(args.pipes)} is above what the open-files limit "
             f"allows here ({max_pipes()})"
+        )
+        return 2
+    if args.plot is not None:
+        if "scaling" not in (args.modes or DEFAULT_MODES):
+            note("purenng bench: --plot draws the scaling mode; add --modes scaling")
+            return 2
+        try:
+            require_matplotlib()
+        except PlotUnavailable as e:
+            note(f"purenng bench: {e}")
+            return 2
+    if args.scale_pipes and max(args.scale_pipes) > max_pipes():
+        note(
+            f"purenng bench: --scale-pipes {max(args.scale_pipes)} is above what the "
+            f"open-files limit allows here ({max_pipes()})"
         )
         return 2
     result = run_suite(_configs(args, peers, duration), progress=note)
