@@ -37,6 +37,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from asyncio import _get_running_loop
 from collections import deque
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -411,7 +412,8 @@ class Channel:
         """Send from a thread that is not the owning loop's."""
         if self.closed:
             raise Closed(f"{self.name} is closed")
-        check_not_on_loop(self.loop, "send")
+        if _get_running_loop() is self.loop:  # check_not_on_loop, inlined: once per message
+            check_not_on_loop(self.loop, "send")
         if self.check_send is not None:
             self.check_send(msg)
         while True:
@@ -502,7 +504,8 @@ class Channel:
 
     def recv(self, timeout: float | None, block: bool = True) -> Message:
         """Receive from a thread that is not the owning loop's."""
-        check_not_on_loop(self.loop, "recv")
+        if _get_running_loop() is self.loop:  # check_not_on_loop, inlined
+            check_not_on_loop(self.loop, "recv")
         rq = self._rq
         if not rq and not block and self.on_recv_wait is not None and not self.closed:
             self._demand(poll=True, wait=True)
