@@ -13,11 +13,13 @@ Theory of operation:
   the kernel read straight into the decoder's buffers.  Complete messages go
   synchronously to the owner's ``pipe_message``; there is no task per pipe.
   A stream without an asyncio transport is driven by one reader task instead.
-* **Send.** Small frames are appended to one ``bytearray`` and written once
-  per loop turn (or at 256 KiB), so a burst of 64-byte messages costs one
-  ``write`` system call, not one per message.  A body of 64 KiB or more is
-  written as its own ``write`` after its prefix, never concatenated
-  (Python 3.11's ``writelines`` would join it).
+* **Send.** The first small frame of a loop turn is written at once, so
+  that a lone request or reply leaves without waiting for the next turn;
+  the frames after it in the same turn are appended to one ``bytearray``
+  and written once at the end of the turn (or at 256 KiB), so a burst of
+  64-byte messages costs two ``write`` system calls, not one per message.
+  A body of 64 KiB or more is written as its own ``write`` after its
+  prefix, never concatenated (Python 3.11's ``writelines`` would join it).
 * **Flow control.** The transport's ``pause_writing`` clears
   :attr:`Pipe.writable`; ``resume_writing`` sets it and tells the owner.
 * **Errors.** A bad header, a peer speaking the wrong protocol, an oversized
@@ -223,12 +225,18 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
             self._tr.write(body)
             return
         wbuf += body
-        if len(wbuf) >= FLUSH_AT:
-            self._flush()
-        elif self._flush_handle is None:
+        if self._flush_handle is None:
+            # The first frame of this loop turn goes out now: a lone request
+            # or reply does not wait a loop turn.  Frames that follow in the
+            # same turn are coalesced and written by the flush.
+            self._wbuf = bytearray()
+            self._tr.write(wbuf)
             loop = self._loop
             assert loop is not None
             self._flush_handle = loop.call_soon(self._flush)
+        elif len(wbuf) >= FLUSH_AT:
+            self._wbuf = bytearray()  # the flush still due this turn finds it empty
+            self._tr.write(wbuf)
 
     def _flush(self) -> None:
         self._flush_handle = None
