@@ -383,7 +383,8 @@ class WSPipe(Pipe, asyncio.Protocol):
     # ------------------------------------------------------------ Pipe
 
     def write(self, header: BytesLike, body: BytesLike) -> None:
-        """Queue one message; frames of one loop turn go out in one write."""
+        """Queue one message: the first of a loop turn goes out at once, the
+        ones after it in the same turn together in one write at its end."""
         if self.closed:
             return
         n = len(header) + len(body)
@@ -393,6 +394,7 @@ class WSPipe(Pipe, asyncio.Protocol):
         if n >= BIG_WRITE:
             self._flush()
         elif self._flush_handle is None:
+            self._flush()
             self._flush_handle = self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
