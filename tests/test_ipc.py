@@ -334,6 +334,65 @@ def test_permissions_refused_for_abstract() -> None:
         pull.listen(f"abstract://{_abstract_name()}", ipc_permissions=0o600)
 
 
+# ---------------------------------------------------------------- kernel buffers
+
+
+def _sndbuf_of_pipes(sock: purenng.Socket) -> list[int]:
+    out = []
+    for pipe in sock.pipes:
+        raw = pipe.extra("socket")
+        out.append(raw.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+    return out
+
+
+def _wmem_max() -> int | None:
+    try:
+        with open("/proc/sys/net/core/wmem_max") as f:
+            return int(f.read())
+    except OSError:
+        return None
+
+
+@linux_only
+@pytest.mark.parametrize("explicit", [False, True])
+def test_buffer_size_applies_to_both_ends(tmp_path: Path, explicit: bool) -> None:
+    from purenng.transports.ipc import DEFAULT_BUFFER_SIZE
+
+    wmem_max = _wmem_max()
+    if wmem_max is None or wmem_max < 2 * 212992:
+        pytest.skip(f"net.core.wmem_max is {wmem_max}: the kernel would cap any larger buffer")
+    size = 512 * 1024 if explicit else DEFAULT_BUFFER_SIZE
+    opts = {"ipc_buffer_size": size} if explicit else {}
+    url = _url(tmp_path)
+    with (
+        purenng.Pair0(listen=url, recv_timeout=T, **opts) as a,
+        purenng.Pair0(dial=url, **opts) as b,
+        purenng.Pair0(listen=_url(tmp_path, "plain.sock"), ipc_buffer_size=None) as c,
+        purenng.Pair0(dial=_url(tmp_path, "plain.sock"), ipc_buffer_size=None) as d,
+    ):
+        _wait_for(
+            lambda: len(a.pipes) == len(b.pipes) == len(c.pipes) == len(d.pipes) == 1, "pipes"
+        )
+        system_default = _sndbuf_of_pipes(c) + _sndbuf_of_pipes(d)
+        ours = _sndbuf_of_pipes(a) + _sndbuf_of_pipes(b)
+        # Linux reports twice what was asked for (room for its bookkeeping).
+        expected = min(size, wmem_max) * 2
+        assert ours == [expected, expected]
+        assert all(v < expected for v in system_default)
+        body = os.urandom(900 * 1024)  # bigger than the default buffer, under recv_max_size
+        b.send(body)
+        assert a.recv() == body
+
+
+def test_bad_buffer_size() -> None:
+    with purenng.Pull0() as pull:
+        for bad in (0, 100, "1M", True, 1 << 31):
+            with pytest.raises(BadOption, match="ipc_buffer_size"):
+                pull.ipc_buffer_size = bad
+        pull.ipc_buffer_size = None
+        assert pull.ipc_buffer_size is None
+
+
 # ---------------------------------------------------------------- peer credentials
 
 

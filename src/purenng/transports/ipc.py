@@ -33,6 +33,13 @@ Rules:
   connections, so there is no window with the umask's mode.  Abstract sockets
   have no file and therefore no mode: asking for one is an error rather than
   a silent no-op, because it is a security setting.
+* ``ipc_buffer_size`` (default :data:`DEFAULT_BUFFER_SIZE`, 1 MiB) sets
+  ``SO_SNDBUF`` and ``SO_RCVBUF`` of every connection, both ends.  Linux's
+  default for UNIX sockets (about 208 KiB) made a 1 MiB message cross in
+  five hand-offs between the processes; with 1 MiB, 1 MiB messages with
+  the async API went from about 2k to 5.5k msg/s and 64 B ones from about
+  330k to 550k msg/s (the blocking API: about the same at 1 MiB, +20 % at
+  64 B).  None keeps the system default (as NNG does).
 * Both ends of every connection carry the peer's credentials
   (:class:`PeerCredentials`, from ``SO_PEERCRED`` on Linux) as the stream
   extra ``"peer_credentials"``, which the SP pipe exposes as
@@ -122,6 +129,40 @@ def _file_mode(value: Any) -> int | None:
     return value
 
 
+#: Default kernel buffer (each of ``SO_SNDBUF`` and ``SO_RCVBUF``) of an ipc
+#: connection.  Linux's default for UNIX stream sockets, about 208 KiB, keeps
+#: a 1 MiB message bouncing between the two processes five times; 1 MiB
+#: lets most writes go whole (2 MiB measured no better).  The kernel caps it
+#: at ``net.core.wmem_max`` and ``rmem_max`` and spends the memory only on
+#: data actually queued.
+DEFAULT_BUFFER_SIZE = 1024 * 1024
+
+
+def _buffer_size(value: Any) -> int | None:
+    """Validator for ``ipc_buffer_size``: None (the system default), or bytes >= 4096."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("expected a size in bytes as an int, or None for the system default")
+    if not 4096 <= value <= 1 << 30:
+        raise ValueError("expected a size in 4096..1073741824 bytes")
+    return value
+
+
+def _set_buffers(transport: asyncio.BaseTransport, size: int | None) -> None:
+    """Ask for ``size``-byte kernel buffers (the kernel may give less)."""
+    if size is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    except OSError:
+        pass  # a platform that refuses: the default buffers still work
+
+
 def _peer_credentials(transport: asyncio.BaseTransport) -> PeerCredentials | None:
     """The connected peer's credentials, or None where the platform has no ``SO_PEERCRED``.
 
@@ -141,7 +182,10 @@ def _peer_credentials(transport: asyncio.BaseTransport) -> PeerCredentials | Non
     return PeerCredentials(pid, uid, gid)
 
 
-def _make_stream(transport: asyncio.Transport, protocol: StreamProtocol) -> AsyncioStream:
+def _make_stream(
+    transport: asyncio.Transport, protocol: StreamProtocol, buffer_size: int | None
+) -> AsyncioStream:
+    _set_buffers(transport, buffer_size)
     stream = AsyncioStream(transport, protocol)
     stream.set_extra("peer_credentials", _peer_credentials(transport))
     return stream
@@ -276,9 +320,10 @@ def _file_identity(path: str) -> tuple[int, int, int] | None:
 class _IPCListener(AsyncioStreamListener):
     """Accepts ipc connections; removes its socket file on close if still its own."""
 
-    def __init__(self, url: str, addr: str | bytes) -> None:
+    def __init__(self, url: str, addr: str | bytes, buffer_size: int | None) -> None:
         super().__init__(url)
         self._addr = addr
+        self._buffer_size = buffer_size
         # Absolute form of a relative path, so that close() finds the file even
         # if the working directory changed in between.
         self._file: str | None = os.path.abspath(addr) if isinstance(addr, str) else None
@@ -290,7 +335,7 @@ class _IPCListener(AsyncioStreamListener):
             self._identity = _file_identity(self._file)
 
     def make_stream(self, transport: asyncio.Transport, protocol: StreamProtocol) -> AsyncioStream:
-        return _make_stream(transport, protocol)
+        return _make_stream(transport, protocol, self._buffer_size)
 
     def remove_file(self) -> None:
         """Unlink the socket file if it is still the one this listener bound."""
@@ -327,6 +372,13 @@ class IPCTransport(StreamTransport):
             None,
             "listener socket file mode, e.g. 0o600; None: the umask decides",
         ),
+        "ipc_buffer_size": OptionSpec(
+            "ipc_buffer_size",
+            _buffer_size,
+            DEFAULT_BUFFER_SIZE,
+            "kernel send and receive buffer of each connection, in bytes (capped by "
+            "net.core.wmem_max/rmem_max); None: the system default",
+        ),
     }
 
     def check_url(self, url: URL) -> None:
@@ -353,7 +405,7 @@ class IPCTransport(StreamTransport):
                     exc.errno, f"{url.raw}: permission denied to connect to {_describe(addr)}"
                 ) from exc
             raise
-        return _make_stream(tr, pr)
+        return _make_stream(tr, pr, options.get("ipc_buffer_size", DEFAULT_BUFFER_SIZE))
 
     async def listen(self, url: URL, options: Mapping[str, Any]) -> _IPCListener:
         addr = _address(url)
@@ -364,7 +416,7 @@ class IPCTransport(StreamTransport):
                 f"no file); restrict access by checking pipe.peer_credentials instead"
             )
         loop = asyncio.get_running_loop()
-        lst = _IPCListener(url.raw, addr)
+        lst = _IPCListener(url.raw, addr, options.get("ipc_buffer_size", DEFAULT_BUFFER_SIZE))
         sock = _bind(url, addr)
         try:
             if mode is not None:
