@@ -116,6 +116,7 @@ class Dialer:
 
                 def ready(pipe: SPStreamPipe) -> None:
                     if sock._attach(pipe, dialer=self):
+                        self._attached(pipe)
                         if not done.done():
                             done.set_result(pipe)
                     elif not done.done():
@@ -153,6 +154,7 @@ class Dialer:
                     raise getattr(made, "error", None) or ProtocolError(
                         "pipe refused by the socket"
                     )
+                self._attached(made)
                 pipe = made
             else:  # pragma: no cover - registry only holds the two kinds
                 raise TypeError(f"{self._transport!r} is not a transport")
@@ -164,10 +166,18 @@ class Dialer:
             if err is exc:
                 raise
             raise err from exc
-        self.pipe = pipe
-        self._pipe_gone = loop.create_future()
+        del pipe  # self.pipe was set when it was attached (it may be gone already)
         self._delay = self.options["reconnect_time_min"]
         self.last_error = None
+
+    def _attached(self, pipe: Pipe) -> None:
+        """The socket took ``pipe``: it is this dialer's pipe from now on.
+
+        Set at once, not when the dial coroutine resumes, because messages
+        may already flow through the pipe in the same loop turn.
+        """
+        self.pipe = pipe
+        self._pipe_gone = self.socket.loop.create_future()
 
     def _pipe_closed(self, pipe: Pipe) -> None:
         if self.pipe is pipe:
