@@ -69,9 +69,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from .peers import IO_TIMEOUT, wait_release
+from .proc import run_on_loop
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Sequence
+    from collections.abc import Sequence
 
 __all__ = [
     "BATCH",
@@ -502,20 +503,11 @@ def _raw_send(url: str, size: int, count: int, duration: float) -> dict[str, Any
 # ---------------------------------------------------------------- child roles
 
 
-def _run_async(coro: Coroutine[Any, Any, dict[str, Any]], loop_kind: str) -> dict[str, Any]:
-    if loop_kind == "uvloop":
-        import uvloop
-
-        result: dict[str, Any] = uvloop.run(coro)
-        return result
-    return asyncio.run(coro)
-
-
 def _recv_role(a: argparse.Namespace) -> dict[str, Any]:
     cap = a.duration + a.grace
     c0 = time.process_time()
     if a.kind == CEILING:
-        res = _run_async(_ceiling_recv(a.url, a.size, cap), a.loop)
+        res = run_on_loop(_ceiling_recv(a.url, a.size, cap), a.loop)
     else:
         res = _raw_recv(a.url, a.size, cap)
     res["cpu_s"] = round(time.process_time() - c0, 3)
@@ -526,7 +518,7 @@ def _send_role(a: argparse.Namespace) -> dict[str, Any]:
     c0 = time.process_time()
     t0 = time.perf_counter()
     if a.kind == CEILING:
-        res = _run_async(_ceiling_send(a.url, a.size, a.count, a.duration), a.loop)
+        res = run_on_loop(_ceiling_send(a.url, a.size, a.count, a.duration), a.loop)
     else:
         res = _raw_send(a.url, a.size, a.count, a.duration)
     res["cpu_s"] = round(time.process_time() - c0, 3)

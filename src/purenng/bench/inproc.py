@@ -47,7 +47,16 @@ from .peers import (
     sync_receiver,
     sync_sender,
 )
-from .proc import BenchError, child_command, child_env, kill, last_json, run_cells, tail
+from .proc import (
+    BenchError,
+    child_command,
+    child_env,
+    kill,
+    last_json,
+    run_cells,
+    run_on_loop,
+    tail,
+)
 from .report import (
     ModeResult,
     fmt_mb,
@@ -193,12 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cap = a.duration + a.grace
     c0 = time.process_time()
     if a.api == "async":
-        if a.loop == "uvloop":
-            import uvloop
-
-            res: dict[str, Any] = uvloop.run(_run_async(a, payload, cap))
-        else:
-            res = asyncio.run(_run_async(a, payload, cap))
+        res: dict[str, Any] = run_on_loop(_run_async(a, payload, cap), a.loop)
     else:
         res = _run_sync(a, payload, cap)
     res["cpu_s"] = round(time.process_time() - c0, 3)

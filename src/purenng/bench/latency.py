@@ -35,7 +35,6 @@ samples' statistics.  Every send and receive is bounded by
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -61,6 +60,7 @@ from .proc import (
     last_json,
     pin_cpus,
     run_cells,
+    run_on_loop,
     set_cpu,
     tail,
 )
@@ -322,14 +322,6 @@ async def async_timed(
 # ---------------------------------------------------------------- children
 
 
-def _run_loop(coro: Coroutine[Any, Any, Any], loop_kind: str) -> Any:
-    if loop_kind == "uvloop":
-        import uvloop
-
-        return uvloop.run(coro)
-    return asyncio.run(coro)
-
-
 def _child(a: argparse.Namespace) -> dict[str, Any]:
     lib = resolve_library(a.lib).name
     c0 = time.process_time()
@@ -344,7 +336,7 @@ def _child(a: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     await side.close()
 
-            served = _run_loop(serve(), a.loop)
+            served = run_on_loop(serve(), a.loop)
         else:
             side = _open_sync(lib, "rep", a.url)
             print("READY", flush=True)
@@ -363,7 +355,7 @@ def _child(a: argparse.Namespace) -> dict[str, Any]:
             finally:
                 await side.close()
 
-        res: dict[str, Any] = _run_loop(client(), a.loop)
+        res: dict[str, Any] = run_on_loop(client(), a.loop)
     else:
         side = _open_sync(lib, "req", a.url)
         try:

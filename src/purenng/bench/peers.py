@@ -56,6 +56,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from .proc import run_on_loop
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Sequence, Sized
 
@@ -481,15 +483,6 @@ def _emit(obj: dict[str, Any]) -> None:
     print(json.dumps(obj), flush=True)
 
 
-def _run_async(coro: Coroutine[Any, Any, dict[str, Any]], loop_kind: str) -> dict[str, Any]:
-    if loop_kind == "uvloop":
-        import uvloop
-
-        result: dict[str, Any] = uvloop.run(coro)
-        return result
-    return asyncio.run(coro)
-
-
 def _tls_files(a: argparse.Namespace) -> TLSFiles | None:
     return TLSFiles.in_dir(a.tls_dir) if a.tls_dir else None
 
@@ -509,7 +502,7 @@ def _recv_role(a: argparse.Namespace) -> dict[str, Any]:
                 await side.close()
 
         c0 = time.process_time()
-        res = _run_async(run(), a.loop)
+        res = run_on_loop(run(), a.loop)
     else:
         side = lib.open_sync("recv", a.url, tls)
         print("READY", flush=True)
@@ -543,7 +536,7 @@ def _send_role(a: argparse.Namespace) -> dict[str, Any]:
             finally:
                 await side.close()
 
-        res = _run_async(run(), a.loop)
+        res = run_on_loop(run(), a.loop)
     else:
         side = lib.open_sync("send", a.url, tls)
         try:

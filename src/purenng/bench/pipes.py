@@ -56,6 +56,7 @@ from .proc import (
     kill,
     raise_nofile,
     rss_bytes,
+    run_on_loop,
     tail,
 )
 from .report import ModeResult, render_section
@@ -193,12 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"open-files limit {soft} is too low for {a.n} pipes", file=sys.stderr)
         return 2
     coro = _server(a) if a.role == "server" else _client(a)
-    if a.loop == "uvloop":
-        import uvloop
-
-        uvloop.run(coro)
-    else:
-        asyncio.run(coro)
+    run_on_loop(coro, a.loop)
     c = resource.getrusage(resource.RUSAGE_SELF)
     _say("EXIT", {"cpu_s": round(c.ru_utime + c.ru_stime, 3)})
     return 0

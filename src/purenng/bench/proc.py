@@ -27,6 +27,7 @@ process or touch anything but its own children):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -38,7 +39,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Generic, Protocol, TypeVar
 
@@ -285,6 +286,19 @@ def pin_cpus(pin: str) -> tuple[int | None, int | None]:
             raise BenchError("--pin split needs two CPUs")
         return cpus[0], cpus[1]
     raise ValueError(f"unknown CPU placement {pin!r}")
+
+
+R = TypeVar("R")
+
+
+def run_on_loop(coro: Coroutine[Any, Any, R], loop_kind: str) -> R:
+    """Run a child's coroutine on ``asyncio`` or ``uvloop`` (imported only then)."""
+    if loop_kind == "uvloop":
+        import uvloop
+
+        result: R = uvloop.run(coro)
+        return result
+    return asyncio.run(coro)
 
 
 def set_cpu(cpu: int | None) -> None:

@@ -92,6 +92,7 @@ from .proc import (
     machine_info,
     raise_nofile,
     run_cells,
+    run_on_loop,
     tail,
 )
 from .report import (
@@ -374,12 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"open-files limit {soft} is too low for {a.n} pipes", file=sys.stderr)
         return 2
     coro = _receiver(a) if a.role == "recv" else _sender(a)
-    if a.loop == "uvloop":
-        import uvloop
-
-        uvloop.run(coro)
-    else:
-        asyncio.run(coro)
+    run_on_loop(coro, a.loop)
     c = resource.getrusage(resource.RUSAGE_SELF)
     _say("EXIT", {"cpu_s": round(c.ru_utime + c.ru_stime, 3)})
     return 0
