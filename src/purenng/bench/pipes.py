@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import resource
 import subprocess
@@ -57,6 +56,9 @@ from .proc import (
     raise_nofile,
     rss_bytes,
     run_on_loop,
+    say,
+    send_line,
+    stdin_reader,
     tail,
 )
 from .report import ModeResult, render_section
@@ -80,18 +82,6 @@ def _phase_timeout(n: int) -> float:
     return 30.0 + n / 100
 
 
-def _say(word: str, obj: dict[str, Any] | None = None) -> None:
-    print(word if obj is None else f"{word} {json.dumps(obj)}", flush=True)
-
-
-async def _stdin_reader() -> asyncio.StreamReader:
-    """The runner's commands, read on the loop (no thread to outlive it)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
-
-
 async def _command(reader: asyncio.StreamReader, want: str, timeout: float) -> None:
     line = await asyncio.wait_for(reader.readline(), timeout)
     if line.strip().decode() != want:
@@ -109,7 +99,7 @@ async def _released(reader: asyncio.StreamReader, timeout: float) -> None:
 async def _server(a: argparse.Namespace) -> None:
     import purenng
 
-    cmd = await _stdin_reader()
+    cmd = await stdin_reader()
     rep = purenng.Rep0(recv_timeout=IO_TIMEOUT, send_timeout=IO_TIMEOUT)
     all_in = asyncio.Event()
     count = 0
@@ -123,18 +113,18 @@ async def _server(a: argparse.Namespace) -> None:
     rep.on_pipe_event(added, "add_post")
     try:
         await rep.alisten(a.url)
-        _say("READY", {"rss": rss_bytes()})
+        say("READY", {"rss": rss_bytes()})
         try:
             await asyncio.wait_for(all_in.wait(), _phase_timeout(a.n) + READY_TIMEOUT)
         except TimeoutError:
             raise BenchError(f"only {count} of {a.n} pipes connected") from None
-        _say("CONNECTED", {"t": time.perf_counter(), "rss": rss_bytes(), "pipes": count})
+        say("CONNECTED", {"t": time.perf_counter(), "rss": rss_bytes(), "pipes": count})
         served = 0
         while served < a.n:
             m = await rep.arecv()
             await rep.asend(m)
             served += 1
-        _say("DONE", {"t": time.perf_counter(), "rss": rss_bytes(), "served": served})
+        say("DONE", {"t": time.perf_counter(), "rss": rss_bytes(), "served": served})
         await _released(cmd, _phase_timeout(a.n))
     finally:
         await rep.aclose()
@@ -143,20 +133,20 @@ async def _server(a: argparse.Namespace) -> None:
 async def _client(a: argparse.Namespace) -> None:
     import purenng
 
-    cmd = await _stdin_reader()
+    cmd = await stdin_reader()
     socks = [
         purenng.Req0(recv_timeout=IO_TIMEOUT, send_timeout=IO_TIMEOUT, resend_time=None)
         for _ in range(a.n)
     ]
     payload: bytes = b"\x00" * a.size
     try:
-        _say("READY")
+        say("READY")
         await _command(cmd, "connect", READY_TIMEOUT + _phase_timeout(a.n))
         t0 = time.perf_counter()
         for i in range(0, a.n, a.batch):
             await asyncio.gather(*(s.adial(a.url, block=True) for s in socks[i : i + a.batch]))
         t1 = time.perf_counter()
-        _say("CONNECTED", {"t": t1, "seconds": t1 - t0})
+        say("CONNECTED", {"t": t1, "seconds": t1 - t0})
         await _command(cmd, "echo", _phase_timeout(a.n) * 2)
 
         async def one(s: purenng.Req0) -> bool:
@@ -167,7 +157,7 @@ async def _client(a: argparse.Namespace) -> None:
         t2 = time.perf_counter()
         ok = await asyncio.gather(*(one(s) for s in socks))
         t3 = time.perf_counter()
-        _say("DONE", {"t": t3, "seconds": t3 - t2, "ok": sum(ok)})
+        say("DONE", {"t": t3, "seconds": t3 - t2, "ok": sum(ok)})
         await _released(cmd, _phase_timeout(a.n))
     finally:
         await asyncio.gather(*(s.aclose() for s in socks), return_exceptions=True)
@@ -196,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     coro = _server(a) if a.role == "server" else _client(a)
     run_on_loop(coro, a.loop)
     c = resource.getrusage(resource.RUSAGE_SELF)
-    _say("EXIT", {"cpu_s": round(c.ru_utime + c.ru_stime, 3)})
+    say("EXIT", {"cpu_s": round(c.ru_utime + c.ru_stime, 3)})
     return 0
 
 
@@ -221,12 +211,6 @@ def max_pipes() -> int:
     """The most pipes one listening process can hold here (its hard fd limit)."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     return (1 << 20 if hard == resource.RLIM_INFINITY else hard) - _FD_MARGIN
-
-
-def _send(proc: subprocess.Popen[bytes], line: str) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(line.encode() + b"\n")
-    proc.stdin.flush()
 
 
 def run_one(cfg: PipesConfig, n: int) -> dict[str, Any]:
@@ -276,12 +260,12 @@ def run_one(cfg: PipesConfig, n: int) -> dict[str, Any]:
             expect(i, crd, "READY", READY_TIMEOUT)
         t_go = time.perf_counter()
         for c, _ in clients:
-            _send(c, "connect")
+            send_line(c, "connect")
         connected = expect(0, srd, "CONNECTED", phase)
         c_conn = [expect(i, crd, "CONNECTED", phase) for i, (_, crd) in enumerate(clients, 1)]
         t_echo = time.perf_counter()
         for c, _ in clients:
-            _send(c, "echo")
+            send_line(c, "echo")
         c_done = [expect(i, crd, "DONE", phase) for i, (_, crd) in enumerate(clients, 1)]
         done = expect(0, srd, "DONE", phase)
         for p in procs:

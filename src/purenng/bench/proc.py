@@ -291,6 +291,26 @@ def pin_cpus(pin: str) -> tuple[int | None, int | None]:
 R = TypeVar("R")
 
 
+def say(word: str, obj: dict[str, Any] | None = None) -> None:
+    """A child's line to the runner: a word, then optionally a JSON object."""
+    print(word if obj is None else f"{word} {json.dumps(obj)}", flush=True)
+
+
+async def stdin_reader() -> asyncio.StreamReader:
+    """The runner's commands, read on the child's loop (no thread to outlive it)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+def send_line(proc: subprocess.Popen[bytes], line: str) -> None:
+    """The runner's command to a child, on its stdin."""
+    assert proc.stdin is not None
+    proc.stdin.write(line.encode() + b"\n")
+    proc.stdin.flush()
+
+
 def run_on_loop(coro: Coroutine[Any, Any, R], loop_kind: str) -> R:
     """Run a child's coroutine on ``asyncio`` or ``uvloop`` (imported only then)."""
     if loop_kind == "uvloop":

@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import resource
 import statistics
@@ -93,6 +92,9 @@ from .proc import (
     raise_nofile,
     run_cells,
     run_on_loop,
+    say,
+    send_line,
+    stdin_reader,
     tail,
 )
 from .report import (
@@ -158,18 +160,6 @@ def _connect_timeout(n: int) -> float:
 # ---------------------------------------------------------------- children
 
 
-def _say(word: str, obj: dict[str, Any] | None = None) -> None:
-    print(word if obj is None else f"{word} {json.dumps(obj)}", flush=True)
-
-
-async def _stdin_reader() -> asyncio.StreamReader:
-    """The runner's commands, read on the loop (no thread to outlive it)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
-
-
 class _Receiver:
     """A listening PULL socket: its receive call, its pipe count, its closer.
 
@@ -223,13 +213,13 @@ async def _open_receiver(lib: str, url: str, n: int) -> _Receiver:
 async def _receiver(a: argparse.Namespace) -> None:
     rx = await _open_receiver(a.lib, a.url, a.n)
     try:
-        _say("READY")
+        say("READY")
         try:
             await asyncio.wait_for(rx.all_in.wait(), READY_TIMEOUT + _connect_timeout(a.n))
         except TimeoutError:
             raise BenchError(f"only {rx.added} of {a.n} pipes connected") from None
         connected = rx.added
-        _say("CONNECTED", {"pipes": connected})
+        say("CONNECTED", {"pipes": connected})
         recv = rx.recv
         await recv()  # the clock starts at the first message, which is not counted
         now = time.perf_counter
@@ -250,7 +240,7 @@ async def _receiver(a: argparse.Namespace) -> None:
                 capped = True
                 break
         seconds = now() - t0
-        _say(
+        say(
             "DONE",
             {
                 "n": n,
@@ -316,11 +306,11 @@ async def _pipe_sender(side: AsyncSide, payload: bytes, count: int, deadline: fl
 
 
 async def _sender(a: argparse.Namespace) -> None:
-    cmd = await _stdin_reader()
+    cmd = await stdin_reader()
     t0 = time.perf_counter()
     sides = await _open_senders(a.lib, a.url, a.n, a.batch)
     try:
-        _say("CONNECTED", {"pipes": len(sides), "seconds": time.perf_counter() - t0})
+        say("CONNECTED", {"pipes": len(sides), "seconds": time.perf_counter() - t0})
         line = await asyncio.wait_for(cmd.readline(), READY_TIMEOUT + _connect_timeout(a.n))
         if line.strip() != b"go":
             raise BenchError(f"expected 'go' from the runner, got {line!r}")
@@ -329,7 +319,7 @@ async def _sender(a: argparse.Namespace) -> None:
         t1 = time.perf_counter()
         deadline = t1 + a.duration
         sent = await asyncio.gather(*(_pipe_sender(s, payload, share, deadline) for s in sides))
-        _say(
+        say(
             "SENT",
             {
                 "sent": sum(sent),
@@ -377,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     coro = _receiver(a) if a.role == "recv" else _sender(a)
     run_on_loop(coro, a.loop)
     c = resource.getrusage(resource.RUSAGE_SELF)
-    _say("EXIT", {"cpu_s": round(c.ru_utime + c.ru_stime, 3)})
+    say("EXIT", {"cpu_s": round(c.ru_utime + c.ru_stime, 3)})
     return 0
 
 
@@ -415,12 +405,6 @@ class ScalingConfig:
     def pipe_libraries(self) -> list[str]:
         """The libraries of part 1: those of :data:`PIPE_LIBRARIES` that were asked for."""
         return [lib for lib in self.libraries if lib in PIPE_LIBRARIES]
-
-
-def _send_line(proc: subprocess.Popen[bytes], line: str) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(line.encode() + b"\n")
-    proc.stdin.flush()
 
 
 def run_one(cfg: ScalingConfig, n: int, lib: str) -> dict[str, Any]:
@@ -469,7 +453,7 @@ def run_one(cfg: ScalingConfig, n: int, lib: str) -> dict[str, Any]:
         srd = start("send")
         s_conn = expect(1, srd, "CONNECTED", READY_TIMEOUT + connect)
         r_conn = expect(0, rrd, "CONNECTED", connect)
-        _send_line(procs[1], "go")
+        send_line(procs[1], "go")
         done = expect(0, rrd, "DONE", run_limit)
         sent = expect(1, srd, "SENT", run_limit)
         for p in procs:
