@@ -22,10 +22,11 @@ assembled piece by piece.  Every payload is delivered as ``bytes`` (what
 ``recv()`` returns), which costs one copy out of the receive buffer; that
 is why the big buffers are recycled (:class:`BigBufferPool`) rather than
 allocated per message: a fresh 1 MiB ``bytearray`` is zero-filled and
-page-faulted in, which cost more than the copy itself.  Bad input is never raised into the caller's
-loop: the decoder records a :class:`~purenng.core.errors.Error` in
-:attr:`SPDecoder.error`, discards everything after it, and the adapter closes
-the pipe.
+page-faulted in, which cost more than the copy itself.
+
+Bad input is never raised into the caller's loop: the decoder records a
+:class:`~purenng.core.errors.Error` in :attr:`SPDecoder.error`, discards
+everything after it, and the adapter closes the pipe.
 
 No I/O, no clock: this module must stay importable without asyncio (a test
 checks).  Mirrors the framing parts of NNG's ``src/sp/transport/tcp/tcp.c``
