@@ -525,6 +525,29 @@ def test_non_blocking_dial_connects_when_listener_appears() -> None:
             assert d.pipe is not None
 
 
+@pytest.mark.parametrize("scheme", ["tcp", "inproc"])
+def test_dialer_redials_when_its_pipe_closes_while_being_attached(scheme: str) -> None:
+    """An add_post callback that closes the pipe must not leave the dialer
+    waiting for the loss of a pipe that is already gone."""
+    url = "tcp://127.0.0.1:0" if scheme == "tcp" else f"inproc://redial-{os.getpid()}"
+    with purenng.Pull0(listen=url, recv_timeout=WAIT) as pull:
+        url = pull.listeners[0].url
+        with purenng.Push0(send_timeout=WAIT) as push:
+            seen: list[int] = []
+
+            def close_first(pipe: Any, event: Any) -> None:
+                seen.append(pipe.id)
+                if len(seen) == 1:
+                    pipe.close()
+
+            push.on_pipe_event(close_first, "add_post")
+            d = push.dial(url, block=False, reconnect_time_min=0.05)
+            wait_until(lambda: len(seen) >= 2, what="a second pipe after the first closed")
+            wait_until(lambda: d.pipe is not None and d.pipe.id == seen[1], what="dialer.pipe")
+            push.send(b"after redial")
+            assert pull.recv() == b"after redial"
+
+
 def test_reconnect_after_listener_restart() -> None:
     with purenng.Push0(send_timeout=WAIT) as push:
         pull = purenng.Pull0(listen="tcp://127.0.0.1:0", recv_timeout=WAIT)

@@ -108,17 +108,16 @@ class Dialer:
     async def _connect(self) -> None:
         sock = self.socket
         loop = sock.loop
-        pipe: Pipe
         try:
             if isinstance(self._transport, StreamTransport):
                 stream = await self._transport.dial(self._url, self.options)
-                done: asyncio.Future[Pipe] = loop.create_future()
+                done: asyncio.Future[None] = loop.create_future()
 
                 def ready(pipe: SPStreamPipe) -> None:
                     if sock._attach(pipe, dialer=self):
                         self._attached(pipe)
                         if not done.done():
-                            done.set_result(pipe)
+                            done.set_result(None)
                     elif not done.done():
                         done.set_exception(
                             pipe.error or ProtocolError("pipe refused by the socket")
@@ -144,7 +143,7 @@ class Dialer:
                     ipc=self._transport.ipc_framing,
                 )
                 try:
-                    pipe = await done
+                    await done
                 except asyncio.CancelledError:
                     sp_pipe.abort()
                     raise
@@ -155,7 +154,6 @@ class Dialer:
                         "pipe refused by the socket"
                     )
                 self._attached(made)
-                pipe = made
             else:  # pragma: no cover - registry only holds the two kinds
                 raise TypeError(f"{self._transport!r} is not a transport")
         except asyncio.CancelledError:
@@ -166,7 +164,6 @@ class Dialer:
             if err is exc:
                 raise
             raise err from exc
-        del pipe  # self.pipe was set when it was attached (it may be gone already)
         self._delay = self.options["reconnect_time_min"]
         self.last_error = None
 
@@ -174,10 +171,16 @@ class Dialer:
         """The socket took ``pipe``: it is this dialer's pipe from now on.
 
         Set at once, not when the dial coroutine resumes, because messages
-        may already flow through the pipe in the same loop turn.
+        may already flow through the pipe in the same loop turn.  A pipe
+        closed while it was being attached (by an ``add_post`` callback, or
+        by the protocol) is lost already: the dialer redials.
         """
-        self.pipe = pipe
-        self._pipe_gone = self.socket.loop.create_future()
+        gone: asyncio.Future[None] = self.socket.loop.create_future()
+        self._pipe_gone = gone
+        if pipe.closed:
+            gone.set_result(None)
+        else:
+            self.pipe = pipe
 
     def _pipe_closed(self, pipe: Pipe) -> None:
         if self.pipe is pipe:
