@@ -38,7 +38,6 @@ import contextlib
 import math
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,6 +45,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .peers import IO_TIMEOUT
 from .proc import (
+    FD_MARGIN,
     HOST,
     BenchError,
     LineReader,
@@ -53,9 +53,8 @@ from .proc import (
     child_env,
     free_port,
     kill,
-    raise_nofile,
     rss_bytes,
-    run_on_loop,
+    run_pipes_child,
     say,
     send_line,
     stdin_reader,
@@ -67,9 +66,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 __all__ = ["PipesConfig", "main", "render_pipes", "run_pipes"]
-
-#: File descriptors a process keeps for itself besides its pipes.
-_FD_MARGIN = 64
 
 #: Seconds a child may take to start and make its sockets.
 READY_TIMEOUT = 60.0
@@ -179,15 +175,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server or one client of a pipes run."""
     a = _parser().parse_args(argv)
-    soft = raise_nofile()
-    if soft < a.n + _FD_MARGIN:
-        print(f"open-files limit {soft} is too low for {a.n} pipes", file=sys.stderr)
-        return 2
-    coro = _server(a) if a.role == "server" else _client(a)
-    run_on_loop(coro, a.loop)
-    c = resource.getrusage(resource.RUSAGE_SELF)
-    say("EXIT", {"cpu_s": round(c.ru_utime + c.ru_stime, 3)})
-    return 0
+    return run_pipes_child(a.n, _server(a) if a.role == "server" else _client(a), a.loop)
 
 
 # ---------------------------------------------------------------- runner
@@ -210,7 +198,7 @@ class PipesConfig:
 def max_pipes() -> int:
     """The most pipes one listening process can hold here (its hard fd limit)."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    return (1 << 20 if hard == resource.RLIM_INFINITY else hard) - _FD_MARGIN
+    return (1 << 20 if hard == resource.RLIM_INFINITY else hard) - FD_MARGIN
 
 
 def run_one(cfg: PipesConfig, n: int) -> dict[str, Any]:

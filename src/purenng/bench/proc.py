@@ -304,6 +304,26 @@ async def stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
+#: File descriptors a many-pipes child keeps besides its pipes.
+FD_MARGIN = 64
+
+
+def run_pipes_child(n: int, coro: Coroutine[Any, Any, Any], loop_kind: str) -> int:
+    """Run a child that holds ``n`` pipes: check the open-files limit, run, say EXIT.
+
+    Returns the child's exit status (2: the limit is too low for ``n``).
+    """
+    soft = raise_nofile()
+    if soft < n + FD_MARGIN:
+        coro.close()
+        print(f"open-files limit {soft} is too low for {n} pipes", file=sys.stderr)
+        return 2
+    run_on_loop(coro, loop_kind)
+    c = resource.getrusage(resource.RUSAGE_SELF)
+    say("EXIT", {"cpu_s": round(c.ru_utime + c.ru_stime, 3)})
+    return 0
+
+
 def send_line(proc: subprocess.Popen[bytes], line: str) -> None:
     """The runner's command to a child, on its stdin."""
     assert proc.stdin is not None

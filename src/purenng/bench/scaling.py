@@ -62,7 +62,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -89,9 +88,8 @@ from .proc import (
     free_port,
     kill,
     machine_info,
-    raise_nofile,
     run_cells,
-    run_on_loop,
+    run_pipes_child,
     say,
     send_line,
     stdin_reader,
@@ -143,9 +141,6 @@ MATPLOTLIB_MISSING = (
 
 #: Seconds a child may take to start and open its socket(s).
 READY_TIMEOUT = 30.0
-
-#: File descriptors a process keeps for itself besides its pipes.
-_FD_MARGIN = 64
 
 
 class PlotUnavailable(BenchError):
@@ -360,15 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.size < 2:
         print("--size must be at least 2 (1 byte is the end marker)", file=sys.stderr)
         return 2
-    soft = raise_nofile()
-    if soft < a.n + _FD_MARGIN:
-        print(f"open-files limit {soft} is too low for {a.n} pipes", file=sys.stderr)
-        return 2
-    coro = _receiver(a) if a.role == "recv" else _sender(a)
-    run_on_loop(coro, a.loop)
-    c = resource.getrusage(resource.RUSAGE_SELF)
-    say("EXIT", {"cpu_s": round(c.ru_utime + c.ru_stime, 3)})
-    return 0
+    return run_pipes_child(a.n, _receiver(a) if a.role == "recv" else _sender(a), a.loop)
 
 
 # ---------------------------------------------------------------- runner
