@@ -95,6 +95,19 @@ class Pipe:
         """Close the pipe; idempotent.  The owner hears of it once."""
         raise NotImplementedError
 
+    # -- asyncio write flow control, for pipes that are an asyncio protocol --
+
+    def pause_writing(self) -> None:
+        """The transport's write buffer is full: take no more messages for now."""
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        """The buffer drained: writable again, and the owner may send."""
+        self.writable = True
+        owner = self.owner
+        if owner is not None and not self.closed:
+            owner.pipe_writable(self)
+
     @property
     def local_address(self) -> Any:
         """The local address, as the transport reports it."""

@@ -195,15 +195,6 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
             self.error = exc
         self._closed_now()
 
-    def pause_writing(self) -> None:
-        self.writable = False
-
-    def resume_writing(self) -> None:
-        self.writable = True
-        owner = self.owner
-        if owner is not None and not self.closed:
-            owner.pipe_writable(self)
-
     # ------------------------------------------------------------ Pipe
 
     def write(self, header: BytesLike, body: BytesLike) -> None:
