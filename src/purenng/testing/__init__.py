@@ -5,6 +5,9 @@
 * :func:`snapshot_resources`, :func:`assert_no_leaks`, :func:`aassert_no_leaks`,
   :func:`no_leaks`, :func:`ano_leaks`: leak checks for fds, threads and tasks
   (:mod:`purenng.testing.leaks`).
+* :class:`FaultProxy`: a tcp/ipc proxy that delays, splits, stalls,
+  corrupts and cuts the bytes between two peers, for fault-injection tests
+  (:mod:`purenng.testing.faultproxy`).
 * :func:`make_dev_certs`: a throwaway CA with server and client
   certificates for TLS tests (:mod:`purenng.testing.certs`, needs
   ``cryptography``).
@@ -37,6 +40,8 @@ _LAZY: dict[str, str] = {
     "find_leaks": "purenng.testing.leaks",
     "no_leaks": "purenng.testing.leaks",
     "snapshot_resources": "purenng.testing.leaks",
+    "FaultProxy": "purenng.testing.faultproxy",
+    "ProxyStats": "purenng.testing.faultproxy",
     "DevCerts": "purenng.testing.certs",
     "make_dev_certs": "purenng.testing.certs",
 }
@@ -46,8 +51,10 @@ __all__ = [
     "ConformanceError",
     "ConformanceReport",
     "DevCerts",
+    "FaultProxy",
     "LeakError",
     "Leaks",
+    "ProxyStats",
     "ResourceSnapshot",
     "aassert_no_leaks",
     "ano_leaks",
@@ -86,6 +93,8 @@ if TYPE_CHECKING:
     from .conformance import check_stream_transport as check_stream_transport
     from .conformance import check_transport as check_transport
     from .conformance import check_transport_sync as check_transport_sync
+    from .faultproxy import FaultProxy as FaultProxy
+    from .faultproxy import ProxyStats as ProxyStats
     from .leaks import LeakError as LeakError
     from .leaks import Leaks as Leaks
     from .leaks import ResourceSnapshot as ResourceSnapshot
