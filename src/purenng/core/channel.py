@@ -16,7 +16,14 @@ Theory of operation:
   messages, up to :data:`SEND_WINDOW` messages may be handed over without
   waiting.  A sender with credit appends to a hand-off deque and schedules one
   flush on the loop for the whole batch (``call_soon_threadsafe`` only when no
-  flush is pending).  Without credit it takes the slow path: one request to
+  flush is pending).  Credit is the one piece of send state that user threads
+  and the loop both write; ``_credit_lock`` guards it with this invariant:
+  ``0 <= credit`` and ``len(handoff) + credit <= SEND_WINDOW``, so however
+  many threads send at once, at most :data:`SEND_WINDOW` messages wait in the
+  hand-off deque, and a revocation by the loop (the protocol is full) is
+  never undone by a thread that read the credit before it.  ``_flush_scheduled``
+  changes under the same lock, so every message appended to the deque is
+  seen by a flush that runs after the append.  Without credit it takes the slow path: one request to
   the loop and a wait for its verdict, which keeps ``TryAgain`` and
   ``send_timeout`` exact when the protocol cannot send.  Messages in the
   hand-off deque are accepted: they stay queued across pipe loss and go out as
@@ -44,11 +51,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Closed, Timeout, TryAgain
 from .loop import check_not_on_loop
+from .message import Message, check_message
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from .message import Message
 
 __all__ = ["SEND_WINDOW", "Channel"]
 
@@ -127,6 +133,7 @@ class Channel:
         self._send_waiters: deque[tuple[Message, _AnyFuture, asyncio.TimerHandle | None]] = deque()
         self._credit = 0
         self._flush_scheduled = False
+        self._credit_lock = threading.Lock()
         self._kicking = False
         # receive side
         self._rq: deque[Message] = deque()
@@ -268,7 +275,7 @@ class Channel:
                 log.exception("%s: dropped a queued message", self.name)
                 taken = True
             if not taken:
-                self._credit = 0
+                self._revoke_credit()
                 return
             hq.popleft()
         waiters = self._send_waiters
@@ -286,13 +293,24 @@ class Channel:
                 _resolve(fut, exc=exc)
                 continue
             if not taken:
-                self._credit = 0
+                self._revoke_credit()
                 return
             waiters.popleft()
             if timer is not None:
                 timer.cancel()
             _resolve(fut)
-        self._credit = SEND_WINDOW if self.can_send() else 0
+        self._grant_credit()
+
+    def _grant_credit(self) -> None:
+        """Let threads hand over messages again, if the protocol can take one (loop only)."""
+        can = self.can_send()
+        with self._credit_lock:
+            self._credit = max(0, SEND_WINDOW - len(self._handoff)) if can else 0
+
+    def _revoke_credit(self) -> None:
+        """Send no more through the hand-off deque until the next grant (loop only)."""
+        with self._credit_lock:
+            self._credit = 0
 
     # ------------------------------------------------------------ async API (owning loop)
 
@@ -304,6 +322,8 @@ class Channel:
         its ``await`` cost more than the rest of a small send, so the socket
         tries this first.
         """
+        if type(msg.body) is not bytes or type(msg.header) is not bytes:
+            check_message(msg)
         return (
             not self.closed
             and self.check_send is None
@@ -324,6 +344,8 @@ class Channel:
 
     async def asend(self, msg: Message, timeout: float | None, block: bool = True) -> None:
         """Send on the owning loop."""
+        if type(msg) is not Message or type(msg.body) is not bytes or type(msg.header) is not bytes:
+            check_message(msg)
         if self.closed:
             raise Closed(f"{self.name} is closed")
         if self.check_send is not None:
@@ -346,7 +368,7 @@ class Channel:
         if timeout is not None:
             timer = self.loop.call_later(timeout, self._send_timed_out, fut)
         self._send_waiters.append((msg, fut, timer))
-        self._credit = 0
+        self._revoke_credit()
 
     def _send_timed_out(self, fut: _AnyFuture) -> None:
         if _resolve(fut, exc=Timeout(f"send on {self.name} timed out")):
@@ -410,6 +432,8 @@ class Channel:
 
     def send(self, msg: Message, timeout: float | None, block: bool = True) -> None:
         """Send from a thread that is not the owning loop's."""
+        if type(msg) is not Message or type(msg.body) is not bytes or type(msg.header) is not bytes:
+            check_message(msg)
         if self.closed:
             raise Closed(f"{self.name} is closed")
         if _get_running_loop() is self.loop:  # check_not_on_loop, inlined: once per message
@@ -417,11 +441,16 @@ class Channel:
         if self.check_send is not None:
             self.check_send(msg)
         while True:
-            if self._credit > 0:
-                self._credit -= 1
-                self._handoff.append(msg)
-                if not self._flush_scheduled:
+            with self._credit_lock:
+                if self._credit > 0:
+                    self._credit -= 1
+                    self._handoff.append(msg)
+                    schedule: bool | None = not self._flush_scheduled
                     self._flush_scheduled = True
+                else:
+                    schedule = None
+            if schedule is not None:
+                if schedule:
                     try:
                         self.loop.call_soon_threadsafe(self._flush)
                     except RuntimeError as exc:
@@ -469,7 +498,8 @@ class Channel:
         return self._credit > 0 and not self.closed
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        with self._credit_lock:
+            self._flush_scheduled = False
         if not self.closed:
             self.send_ready()
         if self._send_thread_waiters:
@@ -495,7 +525,7 @@ class Channel:
             return
         if taken:
             _resolve(cfut)
-            self._credit = SEND_WINDOW if self.can_send() else 0
+            self._grant_credit()
             return
         if not block:
             _resolve(cfut, exc=TryAgain(f"{self.name} cannot send now"))
@@ -589,7 +619,7 @@ class Channel:
         if self.closed:
             return
         self.closed = True
-        self._credit = 0
+        self._revoke_credit()
         exc = Closed(f"{self.name} is closed")
         for _, fut, timer in self._send_waiters:
             if timer is not None:

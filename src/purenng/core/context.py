@@ -30,14 +30,18 @@ __all__ = ["Context"]
 class Context:
     """One conversation on a socket: ``send``/``recv``/``asend``/``arecv``.
 
+    Made with :meth:`Socket.new_context`, on the socket's loop.
+
     Raises:
         NotSupported: the socket's protocol has no contexts.
+        Closed: the socket is closed.
     """
 
     def __init__(self, sock: Socket) -> None:
         factory = getattr(sock._protocol, "new_context", None)
         if factory is None:
             raise NotSupported(f"{sock.protocol_cls.name} sockets have no contexts")
+        sock._check_open()
         self.id = next_id()
         self.socket = sock
         self.closed = False

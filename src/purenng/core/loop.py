@@ -8,6 +8,12 @@ Rules (DESIGN.md, "Concurrency model"):
   (``PURENNG_LOOP=asyncio`` forces the standard loop).
 * Blocking calls made on the loop that owns the socket raise
   :class:`~purenng.core.errors.WrongThread` instead of deadlocking.
+* ``os.fork()`` (``multiprocessing``'s default start method on Linux) copies
+  the background loop object but not its thread.  The child forgets it and
+  starts a fresh one on first use; sockets inherited from the parent are
+  marked closed in the child (their hooks run from :func:`on_fork_in_child`),
+  so using one raises :class:`~purenng.core.errors.Closed` saying what to
+  do instead of waiting forever on a loop nobody runs.
 """
 
 from __future__ import annotations
@@ -22,16 +28,26 @@ from typing import TYPE_CHECKING, TypeVar
 from .errors import WrongThread
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
     from typing import Any
 
-__all__ = ["background_loop", "check_not_on_loop", "current_loop", "run_sync"]
+__all__ = [
+    "background_loop",
+    "check_not_on_loop",
+    "current_loop",
+    "forked_away",
+    "on_fork_in_child",
+    "run_sync",
+]
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+#: Loops left behind by ``os.fork()``: they exist in this process, nothing runs them.
+_orphans: list[asyncio.AbstractEventLoop] = []
+_fork_hooks: list[Callable[[asyncio.AbstractEventLoop], None]] = []
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -85,6 +101,36 @@ def _stop_background_loop() -> None:
 atexit.register(_stop_background_loop)
 
 
+def on_fork_in_child(hook: Callable[[asyncio.AbstractEventLoop], None]) -> None:
+    """Call ``hook(old_loop)`` in a forked child whose parent had a background loop."""
+    _fork_hooks.append(hook)
+
+
+def forked_away(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is a parent's loop copied into this process by ``fork``."""
+    return any(loop is old for old in _orphans)
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _loop, _thread
+    old = _loop
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    _loop = None
+    _thread = None
+    if old is None:
+        return
+    _orphans.append(old)
+    for hook in _fork_hooks:
+        try:
+            hook(old)
+        except Exception:  # pragma: no cover - a hook must not break the child
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def background_thread() -> threading.Thread | None:
     """The background loop's thread, if it was started (for leak checks)."""
     return _thread
@@ -113,13 +159,27 @@ def check_not_on_loop(loop: asyncio.AbstractEventLoop, what: str) -> None:
         )
 
 
+_FORK_ADVICE = (
+    "this socket was made before os.fork() and cannot be used in the child; "
+    "make new sockets in the child process (or use multiprocessing's 'spawn' "
+    "or 'forkserver' start method)"
+)
+
+
 def run_sync(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], what: str) -> T:
     """Run ``coro`` on ``loop`` from another thread and wait for its result.
 
     A KeyboardInterrupt while waiting cancels the coroutine and propagates.
+
+    Raises:
+        Closed: ``loop`` was left behind by ``os.fork()`` (nothing runs it here).
     """
     try:
         check_not_on_loop(loop, what)
+        if _orphans and forked_away(loop):
+            from .errors import Closed
+
+            raise Closed(_FORK_ADVICE)
         fut = asyncio.run_coroutine_threadsafe(coro, loop)
     except BaseException:
         coro.close()  # never scheduled: no "coroutine was never awaited" warning

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 #: What purenng accepts and returns as message data.
 BytesLike = bytes | bytearray | memoryview
 
-__all__ = ["BytesLike", "Message"]
+__all__ = ["BytesLike", "Message", "check_bytes_like", "check_message"]
 
 
 class Message:
@@ -71,3 +71,42 @@ class Message:
         shown = body[:32] + (b"..." if len(body) > 32 else b"")
         pipe: Any = self.pipe.id if self.pipe is not None else None
         return f"Message(body={shown!r}, header={bytes(self.header)!r}, pipe={pipe})"
+
+
+def check_bytes_like(data: Any, what: str = "data") -> BytesLike:
+    """``data`` as something a transport can write, or :class:`TypeError`.
+
+    Sends call this in the caller's thread, before anything is queued: a
+    ``str`` or an ``int`` that reached a transport would fail on the loop,
+    after the length prefix was written, and corrupt the connection.  Any
+    object with the buffer protocol is accepted; one whose items are not
+    single bytes (an ``array('i')``, a multi-dimensional memoryview) is
+    viewed as its raw bytes, so lengths on the wire are byte counts.
+    """
+    if isinstance(data, bytes | bytearray):
+        return data
+    if isinstance(data, str):
+        raise TypeError(f"{what} must be bytes-like, not str (encode it first, e.g. s.encode())")
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"{what} must be bytes-like, not {type(data).__name__}") from None
+    if view.format == "B" and view.ndim == 1:
+        return data if type(data) is memoryview else view
+    if not view.c_contiguous:
+        raise TypeError(f"{what}: a non-contiguous buffer cannot be sent; copy it with bytes()")
+    return view.cast("B")
+
+
+def check_message(msg: Any) -> Message:
+    """Check a message about to be sent (see :func:`check_bytes_like`).
+
+    The common case, ``bytes`` body and header, costs two type checks.
+    """
+    if type(msg) is not Message and not isinstance(msg, Message):
+        raise TypeError(f"expected a purenng.Message, not {type(msg).__name__}")
+    if type(msg.body) is not bytes:
+        msg.body = check_bytes_like(msg.body, "message body")
+    if type(msg.header) is not bytes:
+        msg.header = check_bytes_like(msg.header, "message header")
+    return msg

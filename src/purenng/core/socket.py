@@ -31,9 +31,10 @@ import weakref
 from asyncio import _get_running_loop
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from . import loop as _loop_mod
 from .channel import Channel
 from .errors import BadOption, BadState, Closed, NotSupported, ProtocolError, WrongThread
-from .loop import current_loop, run_sync
+from .loop import _FORK_ADVICE, current_loop, forked_away, on_fork_in_child, run_sync
 from .message import Message
 from .options import ENDPOINT_OPTIONS, SOCKET_OPTIONS, OptionSpec, validate
 from .pipe import next_id
@@ -180,6 +181,7 @@ class Socket:
         self.channel.can_send = self._protocol.can_send
         self.channel.on_space = self._protocol.recv_space
         d["closed"] = False
+        _live_sockets.add(self)
         d["_recv_timeout"] = opts["recv_timeout"]
         d["_send_timeout"] = opts["send_timeout"]
         try:
@@ -338,19 +340,35 @@ class Socket:
         self._protocol.pipe_writable(pipe)
 
     def pipe_closed(self, pipe: Pipe) -> None:
-        """A pipe that was attached is gone (loop only)."""
+        """A pipe that was attached is gone (loop only).
+
+        The protocol forgets the pipe first, and nothing after that may
+        stop the rest: a failure in logging, in a transport's address
+        lookup or in a dialer hook is logged, never raised into the pipe's
+        close path, where it would leave a PAIR socket "busy" with a dead
+        pipe or a dialer that never redials.
+        """
         if self._pipes.pop(pipe.id, None) is None:
             return
+        try:
+            self._protocol.remove_pipe(pipe)
+        except Exception:
+            log.exception("socket %s: protocol failed to remove pipe %s", self.id, pipe.id)
         r = self._retired
         r[0] += pipe.msgs_in
         r[1] += pipe.msgs_out
         r[2] += pipe.bytes_in
         r[3] += pipe.bytes_out
-        self._note_pipe_error(pipe)
-        self._protocol.remove_pipe(pipe)
         self.count("pipes_removed")
+        try:
+            self._note_pipe_error(pipe)
+        except Exception:
+            log.exception("socket %s: noting why pipe %s closed failed", self.id, pipe.id)
         if pipe.dialer is not None:
-            pipe.dialer._pipe_closed(pipe)
+            try:
+                pipe.dialer._pipe_closed(pipe)
+            except Exception:
+                log.exception("socket %s: dialer of pipe %s failed to redial", self.id, pipe.id)
         self._fire(PipeEvent.REMOVE_POST, pipe)
 
     def _pipe_failed(self, pipe: Pipe) -> None:
@@ -369,7 +387,7 @@ class Socket:
                 "socket %s: closed pipe %s from %s: %s",
                 self.id,
                 pipe.id,
-                pipe.remote_address,
+                _address_of(pipe),
                 err,
             )
         elif isinstance(err, ProtocolError | Timeout) and "refused" not in str(err):
@@ -615,11 +633,24 @@ class Socket:
     def new_context(self) -> Any:
         """A new :class:`~purenng.core.context.Context` on this socket.
 
+        The context is made on the socket's loop (its protocol state lives
+        there), so from another thread this is one round trip to the loop.
+
         Raises:
             NotSupported: the protocol has no contexts (NNG: ENOTSUP).
+            Closed: the socket is closed.
         """
         from .context import Context
 
+        self._check_open()
+        if _running_loop() is self.loop or self.loop.is_closed():
+            return Context(self)
+        return run_sync(self.loop, self._anew_context(), "new_context")
+
+    async def _anew_context(self) -> Context:
+        from .context import Context
+
+        self._check_open()  # closed while the request crossed threads
         return Context(self)
 
     # ------------------------------------------------------------ stats
@@ -649,7 +680,22 @@ class Socket:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise Closed(f"{self.protocol_cls.name} socket {self.id} is closed")
+            why = self.__dict__.get("_closed_why", "")
+            raise Closed(f"{self.protocol_cls.name} socket {self.id} is closed{why}")
+
+    def _orphaned_by_fork(self) -> None:
+        """In a forked child: the loop this socket lived on is not running here.
+
+        Nothing on that loop may be touched (no thread runs it), so the
+        socket, its channels and contexts are only marked closed, with the
+        reason, and every later call raises :class:`Closed` at once.
+        """
+        d = self.__dict__
+        d["closed"] = True
+        d["_closed_why"] = f": {_FORK_ADVICE}"
+        for channel in [self.channel, *(ctx.channel for ctx in list(self._contexts))]:
+            channel.closed = True
+            channel.name += " (made before os.fork(): make new sockets in the child)"
 
     def _close_now(self) -> None:
         if self.closed:
@@ -733,6 +779,18 @@ class Socket:
             pass
 
 
+#: Every socket not yet garbage collected, for :func:`_after_fork`.
+_live_sockets: weakref.WeakSet[Socket] = weakref.WeakSet()
+
+
+def _after_fork(old: asyncio.AbstractEventLoop) -> None:
+    for sock in list(_live_sockets):
+        if sock.loop is old and not sock.closed:
+            sock._orphaned_by_fork()
+
+
+on_fork_in_child(_after_fork)
+
 #: The running loop or None, without raising: it runs on every asend/arecv.
 _running_loop: Callable[[], asyncio.AbstractEventLoop | None] = _get_running_loop
 
@@ -749,6 +807,9 @@ async def _bridge(
     result goes to ``orphan`` on ``loop`` (a receive puts the message back at
     the head of the queue) and the cancellation propagates.
     """
+    if _loop_mod._orphans and forked_away(loop):
+        coro.close()
+        raise Closed(_FORK_ADVICE)
     if "trio" in sys.modules:
         from ._trio import in_trio, run_on_loop
 
@@ -813,6 +874,14 @@ async def _bridge(
             except RuntimeError:
                 pass
         raise
+
+
+def _address_of(pipe: Pipe) -> Any:
+    """The pipe's remote address for a log line; never raises."""
+    try:
+        return pipe.remote_address
+    except Exception as exc:
+        return f"<unknown address: {type(exc).__name__}>"
 
 
 def _cannot_send(msg: Message) -> bool:

@@ -1,0 +1,286 @@
+"""Careless-user defects of the core, each pinned by a regression test.
+
+* A send of something that is not bytes-like (``str``, ``int``, ``None``, a
+  list) raises :class:`TypeError` in the caller, before anything is queued,
+  on every send path; the connection stays intact for the next message.
+* A socket used in a child made by ``os.fork()`` fails at once with
+  :class:`purenng.Closed` saying what to do; new sockets in the child work.
+* A context of a closed socket cannot be made, and never hangs.
+* No error in a pipe's close path leaves a protocol holding a dead pipe.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+import purenng
+from purenng.core.errors import MessageTooLarge
+from purenng.core.message import Message
+from purenng.core.pipe import Pipe
+
+pytestmark = pytest.mark.usefixtures("purenng_leak_check")
+
+WAIT = 10.0  # generous: only stops a hang
+BAD_DATA: list[Any] = ["hello", 7, None, [1, 2], {"a": 1}, 3.5, object()]
+TRANSPORTS = ["tcp://127.0.0.1:0", "inproc://reliability-core-{n}"]
+
+
+def _listen_url(template: str, request: pytest.FixtureRequest) -> str:
+    return template.format(n=abs(hash(request.node.nodeid)))
+
+
+# ---------------------------------------------------------------- send types
+
+
+@pytest.mark.parametrize("template", TRANSPORTS, ids=["tcp", "inproc"])
+def test_blocking_send_of_non_bytes_raises_and_keeps_the_pipe(
+    template: str, request: pytest.FixtureRequest
+) -> None:
+    with (
+        purenng.Pair0(listen=_listen_url(template, request), recv_timeout=WAIT) as a,
+        purenng.Pair0(dial=a.listeners[0].url, send_timeout=WAIT) as b,
+    ):
+        for bad in BAD_DATA:
+            with pytest.raises(TypeError, match="bytes-like"):
+                b.send(bad)
+            with pytest.raises(TypeError, match="bytes-like"):
+                b.send_msg(Message(bad))
+            with pytest.raises(TypeError, match="bytes-like"):
+                b.send_msg(Message(b"body", bad))
+        with pytest.raises(TypeError, match=r"purenng\.Message"):
+            b.send_msg(b"not a message")  # type: ignore[arg-type]
+        b.send(b"after")
+        b.send(bytearray(b"bytearray"))
+        b.send(memoryview(b"view"))
+        assert a.recv() == b"after"
+        assert a.recv() == b"bytearray"
+        assert a.recv() == b"view"
+        assert a.stats()["protocol_errors"] == 0
+        assert len(a.pipes) == 1
+
+
+def test_buffers_with_wide_items_go_out_as_their_bytes() -> None:
+    ints = array.array("i", [1, 2, 3])
+    with (
+        purenng.Pair0(listen="tcp://127.0.0.1:0", recv_timeout=WAIT) as a,
+        purenng.Pair0(dial=a.listeners[0].url) as b,
+    ):
+        b.send(ints)
+        assert a.recv() == ints.tobytes()
+
+
+async def test_async_send_of_non_bytes_raises_and_keeps_the_pipe() -> None:
+    async with (
+        purenng.Pair0(listen="tcp://127.0.0.1:0", recv_timeout=WAIT) as a,
+        purenng.Pair0(dial=a.listeners[0].url) as b,
+    ):
+        await asyncio.wait_for(_until(lambda: bool(b.pipes)), WAIT)
+        for bad in BAD_DATA:
+            with pytest.raises(TypeError, match="bytes-like"):
+                await b.asend(bad)
+            with pytest.raises(TypeError, match="bytes-like"):
+                await b.asend_msg(Message(bad))
+        await b.asend(b"after")
+        assert await a.arecv() == b"after"
+        assert len(a.pipes) == 1
+
+
+async def test_async_send_from_another_loop_raises_in_the_caller() -> None:
+    """A socket on the background loop, awaited from this loop: the bridge path."""
+    with (
+        purenng.Pair0(listen="inproc://reliability-core-bridge", recv_timeout=WAIT) as a,
+        purenng.Pair0(dial="inproc://reliability-core-bridge") as b,
+    ):
+        with pytest.raises(TypeError, match="bytes-like"):
+            await b.asend("hello")
+        await b.asend(b"ok")
+        assert await a.arecv() == b"ok"
+
+
+def test_context_and_pipe_sends_check_types() -> None:
+    with (
+        purenng.Rep0(listen="tcp://127.0.0.1:0", recv_timeout=WAIT) as rep,
+        purenng.Req0(dial=rep.listeners[0].url, recv_timeout=WAIT) as req,
+    ):
+        ctx = req.new_context()
+        with pytest.raises(TypeError, match="bytes-like"):
+            ctx.send("hello")
+        ctx.send(b"question")
+        assert rep.recv() == b"question"
+        pipe = rep.pipes[0]
+        with pytest.raises(TypeError, match="bytes-like"):
+            pipe.send(None)  # type: ignore[arg-type]
+        rep.send(b"answer")
+        assert ctx.recv() == b"answer"
+        ctx.close()
+
+
+# ---------------------------------------------------------------- contexts of closed sockets
+
+
+def test_new_context_on_a_closed_socket_raises_closed() -> None:
+    sock = purenng.Req0()
+    sock.close()
+    with pytest.raises(purenng.Closed):
+        sock.new_context()
+
+
+async def test_new_context_on_a_closed_socket_raises_closed_on_its_loop() -> None:
+    sock = purenng.Rep0()
+    await sock.aclose()
+    with pytest.raises(purenng.Closed):
+        sock.new_context()
+
+
+def test_context_of_a_socket_closed_later_fails_its_send() -> None:
+    sock = purenng.Req0(send_timeout=WAIT)
+    ctx = sock.new_context()
+    sock.close()
+    with pytest.raises(purenng.Closed):
+        ctx.send(b"x")
+    with pytest.raises(purenng.Closed):
+        ctx.recv()
+
+
+# ---------------------------------------------------------------- fork
+
+
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import multiprocessing, os, sys
+    import purenng
+
+    def child(url, out):
+        try:
+            parent_sock.recv()
+        except purenng.Closed as exc:
+            out.put(("inherited", str(exc)))
+        else:
+            out.put(("inherited", "no error"))
+        with purenng.Push0(dial=url) as push:
+            push.send(b"from the child")
+        with purenng.Pair0(listen="inproc://child") as a, purenng.Pair0(dial="inproc://child") as b:
+            a.send(b"inproc")
+            out.put(("new", b.recv()))
+
+    parent_sock = purenng.Pull0(listen="tcp://127.0.0.1:0", recv_timeout=10)
+    url = parent_sock.listeners[0].url
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    p = ctx.Process(target=child, args=(url, out))
+    p.start()
+    print(out.get(timeout=20))
+    print(out.get(timeout=20))
+    print(parent_sock.recv())
+    p.join(20)
+    print("exit", p.exitcode)
+    parent_sock.close()
+    """
+)
+
+
+def test_forked_child_fails_fast_on_inherited_sockets_and_makes_new_ones() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("('inherited', "), lines
+    assert "os.fork()" in lines[0]
+    assert "make new sockets in the child" in lines[0]
+    assert lines[1] == "('new', b'inproc')"
+    assert lines[2] == "b'from the child'"
+    assert lines[3] == "exit 0"
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "auto"])
+def test_forked_child_blocking_dial_on_inherited_socket_does_not_hang(loop: str) -> None:
+    script = textwrap.dedent(
+        """
+        import os, purenng
+        s = purenng.Pair0()
+        pid = os.fork()
+        if pid == 0:
+            for call in (lambda: s.dial("tcp://127.0.0.1:1", block=False),
+                         lambda: s.listen("tcp://127.0.0.1:0"),
+                         lambda: s.send(b"x")):
+                try:
+                    call()
+                except purenng.Closed as exc:
+                    assert "os.fork()" in str(exc), exc
+                else:
+                    os._exit(3)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        s.close()
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PURENNG_LOOP": loop},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0", proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- close paths
+
+
+class _BrokenAddressPipe(Pipe):
+    """A pipe whose transport can no longer tell its address (a closed TLS one)."""
+
+    def __init__(self, peer_id: int) -> None:
+        super().__init__(peer_id, "fake")
+        self.error: BaseException | None = MessageTooLarge("over recv_max_size")
+        self._deliver: Any = None
+
+    def write(self, header: Any, body: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._notify_closed()
+
+    @property
+    def remote_address(self) -> Any:
+        raise OSError("transport is closed")
+
+
+async def test_a_failing_close_path_never_leaves_pair_busy() -> None:
+    async with purenng.Pair0() as sock:
+        removed: list[Pipe] = []
+        sock.on_pipe_event(lambda p, e: removed.append(p), purenng.PipeEvent.REMOVE_POST)
+        peer = sock.protocol_cls.peer_id
+        first = _BrokenAddressPipe(peer)
+        assert sock._attach(first)
+        first.close()
+        assert removed == [first]
+        second = _BrokenAddressPipe(peer)
+        assert sock._attach(second), "PAIR still holds the dead pipe"
+        assert sock.pipes == [second]
+        assert sock.stats()["oversize"] == 1
+        second.error = None
+        second.close()
+
+
+async def _until(pred: Any) -> None:
+    while not pred():
+        await asyncio.sleep(0.005)
