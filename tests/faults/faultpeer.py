@@ -11,6 +11,9 @@ Run as ``python faultpeer.py JSON`` where JSON holds:
 * ``listen`` or ``dial``: a URL (tcp port 0 allowed when listening);
 * ``count``: messages or requests (0 with ``push``: send until killed);
 * ``sizes``: body sizes cycled through (the 8-byte number comes first);
+* ``recv_max_size``: the socket's limit (default 0: none);
+* ``gaps``: a ``pull`` accepts missing numbers (messages lost with a broken
+  pipe) as long as they only increase;
 * ``start``: the first sequence number; ``timeout``: socket timeouts and the
   bound on every wait (seconds); ``lifetime``: a watchdog ends the process
   after that many seconds whatever happens; ``reply_delay``: a ``rep`` waits
@@ -66,8 +69,9 @@ def emit(obj: dict[str, Any]) -> None:
 class Sock:
     """The few calls the jobs need, over any of the three libraries."""
 
-    def __init__(self, lib: str, role: str, timeout: float) -> None:
+    def __init__(self, lib: str, role: str, timeout: float, recv_max_size: int = 0) -> None:
         self.lib = lib
+        self.recv_max_size = recv_max_size
         ms = int(timeout * 1000)
         if lib == "purenng":
             import purenng
@@ -78,14 +82,21 @@ class Sock:
             if role == "req":
                 opts["resend_time"] = 0.5
             self.sock: Any = cls[role](
-                reconnect_time_min=0.05, reconnect_time_max=0.5, recv_max_size=0, **opts
+                reconnect_time_min=0.05,
+                reconnect_time_max=0.5,
+                recv_max_size=recv_max_size,
+                **opts,
             )
         elif lib == "pynng":
             import pynng
 
             cls2 = {"push": pynng.Push0, "pull": pynng.Pull0, "req": pynng.Req0, "rep": pynng.Rep0}
             kw: dict[str, Any] = {"recv_timeout": ms, "send_timeout": ms}
-            kw |= {"reconnect_time_min": 50, "reconnect_time_max": 500, "recv_max_size": 0}
+            kw |= {
+                "reconnect_time_min": 50,
+                "reconnect_time_max": 500,
+                "recv_max_size": recv_max_size,
+            }
             if role == "req":
                 kw["resend_time"] = 500
             self.sock = cls2[role](**kw)
@@ -110,7 +121,7 @@ class Sock:
         if self.lib == "pynng":
             lst = self.sock.listen(url)
             return f"tcp://{lst.local_address}" if url.startswith("tcp://") else url
-        lst = self.sock.add_listener(url, recv_max_size=0)
+        lst = self.sock.add_listener(url, recv_max_size=self.recv_max_size)
         lst.start()
         if url.startswith("tcp://"):
             return f"tcp://{url[6:].rsplit(':', 1)[0]}:{lst.port}"
@@ -121,7 +132,7 @@ class Sock:
             self.sock.dial(url, block=False)
         else:
             d = self.sock.add_dialer(
-                url, reconnect_min_ms=50, reconnect_max_ms=500, recv_max_size=0
+                url, reconnect_min_ms=50, reconnect_max_ms=500, recv_max_size=self.recv_max_size
             )
             d.start(block=False)
 
@@ -160,7 +171,10 @@ def main() -> int:
     seq = int(cfg.get("start", 0))
     progress = int(cfg.get("progress", 0))
     # Servers poll with a short timeout so they notice ``stop``.
-    sock = Sock(cfg["lib"], role, 0.2 if role == "rep" else timeout)
+    sock = Sock(
+        cfg["lib"], role, 0.2 if role == "rep" else timeout, int(cfg.get("recv_max_size", 0))
+    )
+    gaps = bool(cfg.get("gaps", False))
     try:
         if "listen" in cfg:
             url = sock.listen(cfg["listen"])
@@ -177,7 +191,7 @@ def main() -> int:
     try:
         if role == "push":
             n = 0
-            while count == 0 or n < count:
+            while not stop.is_set() and (count == 0 or n < count):
                 sock.send(make(seq + n, sizes[n % len(sizes)]))
                 n += 1
                 if n <= progress:
@@ -190,7 +204,7 @@ def main() -> int:
                 s, ok = check(sock.recv())
                 if not ok:
                     errors.append(f"message {got}: bad body (seq {s})")
-                elif s != want:
+                elif s != want and not (gaps and s > want):
                     errors.append(f"message {got}: seq {s}, expected {want}")
                 want = s + 1
                 got += 1
