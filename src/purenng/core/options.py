@@ -150,8 +150,24 @@ SOCKET_OPTIONS: Mapping[str, OptionSpec] = {
             "largest redial delay, seconds; 0: no exponential back-off",
         ),
         OptionSpec("name", string, "", "a name for logs and stats"),
+        OptionSpec(
+            "linger",
+            duration(allow_none=False),
+            0.0,
+            "seconds close() waits for accepted messages to reach the kernel; 0: none "
+            "(not an acknowledgement: see docs/api.md)",
+        ),
+        OptionSpec(
+            "recv_idle_timeout",
+            duration(minimum=0.001),
+            None,
+            "close a pipe that received nothing for this many seconds (a half-open peer "
+            "or a stalled path); None: never",
+        ),
     )
 }
 
 #: Socket options a dialer or listener may override for itself.
-ENDPOINT_OPTIONS = frozenset({"recv_max_size", "reconnect_time_min", "reconnect_time_max"})
+ENDPOINT_OPTIONS = frozenset(
+    {"recv_max_size", "reconnect_time_min", "reconnect_time_max", "recv_idle_timeout"}
+)

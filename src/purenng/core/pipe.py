@@ -95,6 +95,15 @@ class Pipe:
         """Close the pipe; idempotent.  The owner hears of it once."""
         raise NotImplementedError
 
+    def pending_bytes(self) -> int:
+        """Bytes written to the pipe that have not reached the kernel (or the peer) yet.
+
+        A socket closing with ``linger`` waits for this to reach 0 on every
+        pipe.  A transport that buffers (an asyncio write buffer, a
+        coalescing buffer) overrides it; 0 once closed.
+        """
+        return 0
+
     # -- asyncio write flow control, for pipes that are an asyncio protocol --
 
     def pause_writing(self) -> None:

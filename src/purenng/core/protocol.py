@@ -110,6 +110,16 @@ class Protocol:
     def recv_space(self) -> None:
         """The receive queue has room again: resume paused pipes."""
 
+    def pending_messages(self) -> int:
+        """Messages the protocol accepted and still holds for its pipes.
+
+        A socket closing with ``linger`` waits until this is 0 (and the
+        pipes' own buffers are empty).  Protocols that never hold a message
+        once :meth:`try_send` returned (they send it at once or refuse it)
+        keep the default.
+        """
+        return 0
+
     def check_option(self, name: str, value: Any) -> None:
         """Refuse a new option value before it is stored, in the caller's thread.
 

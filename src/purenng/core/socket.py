@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import loop as _loop_mod
 from .channel import Channel
-from .errors import BadOption, BadState, Closed, NotSupported, ProtocolError, WrongThread
+from .errors import (
+    BadOption,
+    BadState,
+    Closed,
+    NotSupported,
+    ProtocolError,
+    Timeout,
+    WrongThread,
+)
 from .loop import _FORK_ADVICE, current_loop, forked_away, on_fork_in_child, run_sync
 from .message import Message
 from .options import ENDPOINT_OPTIONS, SOCKET_OPTIONS, OptionSpec, validate
@@ -81,6 +89,7 @@ _STAT_NAMES = (
     "protocol_errors",
     "handshake_failures",
     "drops",
+    "idle_timeouts",
 )
 
 
@@ -127,6 +136,8 @@ class Socket:
     _contexts: weakref.WeakSet[Context]
     _recv_timeout: float | None
     _send_timeout: float | None
+    _idle: dict[int, list[Any]]
+    _idle_timer: asyncio.TimerHandle | None
 
     def __init__(
         self,
@@ -159,6 +170,8 @@ class Socket:
         d["_specs"] = {**SOCKET_OPTIONS, **proto_cls.option_specs}
         d["_setup"] = []
         d["_contexts"] = weakref.WeakSet()
+        d["_idle"] = {}
+        d["_idle_timer"] = None
         opts: dict[str, Any] = {name: spec.default for name, spec in self._specs.items()}
         if proto_cls.default_recv_buffer is not None:
             opts["recv_buffer"] = proto_cls.default_recv_buffer
@@ -328,8 +341,57 @@ class Socket:
             return False
         self._pipes[pipe.id] = pipe
         self.count("pipes_added")
+        endpoint = dialer or listener
+        idle = (endpoint.options if endpoint is not None else self.options).get("recv_idle_timeout")
+        if idle is not None:
+            self._watch_idle(pipe, idle)
         self._fire(PipeEvent.ADD_POST, pipe)
         return True
+
+    # ------------------------------------------------------------ idle pipes
+
+    def _watch_idle(self, pipe: Pipe, timeout: float) -> None:
+        """Close ``pipe`` once no message has arrived on it for ``timeout`` seconds.
+
+        One timer per socket sweeps every watched pipe and compares its
+        message count with the last sweep's, so the receive path pays
+        nothing.  A pipe is closed between ``timeout`` and 1.25 x ``timeout``
+        after its last message.
+        """
+        self._idle[pipe.id] = [timeout, pipe.msgs_in, self.loop.time()]
+        self._arm_idle_sweep()
+
+    def _arm_idle_sweep(self) -> None:
+        if self._idle_timer is not None or not self._idle or self.closed:
+            return
+        step = max(0.005, min(rec[0] for rec in self._idle.values()) / 4)
+        self.__dict__["_idle_timer"] = self.loop.call_later(step, self._idle_sweep)
+
+    def _idle_sweep(self) -> None:
+        self.__dict__["_idle_timer"] = None
+        now = self.loop.time()
+        for pid, rec in list(self._idle.items()):
+            pipe = self._pipes.get(pid)
+            if pipe is None:
+                del self._idle[pid]
+                continue
+            if pipe.msgs_in != rec[1]:
+                rec[1] = pipe.msgs_in
+                rec[2] = now
+            elif now - rec[2] >= rec[0]:
+                del self._idle[pid]
+                self.count("idle_timeouts")
+                self._log_once(
+                    "idle",
+                    "socket %s: closing pipe %s: nothing received for %g s (recv_idle_timeout)",
+                    self.id,
+                    pid,
+                    rec[0],
+                )
+                if hasattr(pipe, "error") and getattr(pipe, "error", None) is None:
+                    pipe.error = Timeout(f"nothing received for {rec[0]:g} s (recv_idle_timeout)")
+                pipe.close()
+        self._arm_idle_sweep()
 
     def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
         """Pipes deliver straight to the protocol; this is the fallback."""
@@ -350,6 +412,7 @@ class Socket:
         """
         if self._pipes.pop(pipe.id, None) is None:
             return
+        self._idle.pop(pipe.id, None)
         try:
             self._protocol.remove_pipe(pipe)
         except Exception:
@@ -377,7 +440,7 @@ class Socket:
         self._note_pipe_error(pipe)
 
     def _note_pipe_error(self, pipe: Pipe) -> None:
-        from .errors import MessageTooLarge, Timeout
+        from .errors import MessageTooLarge
 
         err = getattr(pipe, "error", None)
         if isinstance(err, MessageTooLarge):
@@ -701,6 +764,10 @@ class Socket:
         if self.closed:
             return
         self.__dict__["closed"] = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self.__dict__["_idle_timer"] = None
+        self._idle.clear()
         self.channel.close()
         for ctx in list(self._contexts):
             ctx._close_now()
@@ -714,8 +781,39 @@ class Socket:
             pipe.close()
         self._protocol.close()
 
+    async def _linger(self, seconds: float) -> None:
+        """Let accepted messages reach the kernel before closing, for at most ``seconds``.
+
+        New sends are refused (``Closed``) from now on; messages already
+        accepted (in the channels' hand-off queues, the protocol's per-pipe
+        queues and the pipes' write buffers) keep flowing while the peers
+        read.  It ends as soon as all of them are empty, or at the deadline;
+        what is left then is dropped by the close, as without linger.  Empty
+        buffers mean the kernel has the bytes, not that the peer read them:
+        this is no acknowledgement.
+        """
+        channels = [self.channel, *(ctx.channel for ctx in list(self._contexts))]
+        refuse = _refuse_send(f"{self.protocol_cls.name} socket {self.id} is closing")
+        for ch in channels:
+            ch.check_send = refuse
+        deadline = self.loop.time() + seconds
+        while not self._drained(channels):
+            left = deadline - self.loop.time()
+            if left <= 0 or self.closed:
+                break
+            await asyncio.sleep(min(_LINGER_POLL, left))
+
+    def _drained(self, channels: list[Channel]) -> bool:
+        if any(ch._handoff for ch in channels) or self._protocol.pending_messages():
+            return False
+        return not any(p.pending_bytes() for p in self._pipes.values())
+
     def close(self) -> None:
-        """Close the socket, its endpoints and pipes; idempotent, any thread."""
+        """Close the socket, its endpoints and pipes; idempotent, any thread.
+
+        From another thread this waits for ``linger``; on the owning loop it
+        cannot wait (``await aclose()`` does).
+        """
         if self.closed:
             return
         if _running_loop() is self.loop:
@@ -730,10 +828,17 @@ class Socket:
             self._close_now()
 
     async def aclose(self) -> None:
-        """Close and wait until endpoints have released their addresses."""
+        """Close and wait until endpoints have released their addresses.
+
+        With ``linger`` set, first wait up to that many seconds for the
+        messages already accepted to leave (see :meth:`_linger`).
+        """
         if _running_loop() is not self.loop:
             await _bridge(self.loop, self.aclose())
             return
+        linger = self.options.get("linger") or 0.0
+        if linger > 0 and not self.closed:
+            await self._linger(linger)
         dialers, listeners, setup = list(self._dialers), list(self._listeners), list(self._setup)
         self._close_now()
         for d in dialers:
@@ -874,6 +979,17 @@ async def _bridge(
             except RuntimeError:
                 pass
         raise
+
+
+#: Seconds between two looks at the buffers while lingering.
+_LINGER_POLL = 0.01
+
+
+def _refuse_send(why: str) -> Callable[[Message], None]:
+    def refuse(msg: Message) -> None:
+        raise Closed(why)
+
+    return refuse
 
 
 def _address_of(pipe: Pipe) -> Any:

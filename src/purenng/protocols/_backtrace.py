@@ -169,6 +169,10 @@ class SendQueues:
         self.pipes[pipe.id] = pipe
         self.queues[pipe.id] = deque()
 
+    def pending(self) -> int:
+        """Messages queued for all pipes together."""
+        return sum(len(q) for q in self.queues.values())
+
     def remove(self, pipe: Pipe) -> None:
         self.pipes.pop(pipe.id, None)
         queued = self.queues.pop(pipe.id, None)
@@ -479,6 +483,10 @@ class Responder(Protocol):
     def set_option(self, name: str, value: Any) -> None:
         if name == "ttl_max":
             self._ttl = value
+
+    def pending_messages(self) -> int:
+        """Raw replies queued per pipe, and cooked replies waiting for a full pipe."""
+        return self._out.pending() + sum(len(w) for w in self.waiting.values())
 
     def close(self) -> None:
         self._pending.clear()

@@ -97,6 +97,10 @@ class Broadcast:
             header, body = queue.popleft()
             pipe.write(header, body)
 
+    def pending(self) -> int:
+        """Messages queued for all pipes together."""
+        return sum(len(q) for q in self._queues.values())
+
     def trim(self) -> None:
         """Drop the oldest queued messages above :attr:`limit` (after it shrank)."""
         for queue in self._queues.values():
@@ -135,6 +139,9 @@ class BroadcastProtocol(Protocol):
 
     def pipe_writable(self, pipe: Pipe) -> None:
         self._out.drain(pipe)
+
+    def pending_messages(self) -> int:
+        return self._out.pending()
 
     def close(self) -> None:
         self._out.clear()
