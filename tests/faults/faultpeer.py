@@ -17,7 +17,8 @@ Run as ``python faultpeer.py JSON`` where JSON holds:
 * ``start``: the first sequence number; ``timeout``: socket timeouts and the
   bound on every wait (seconds); ``lifetime``: a watchdog ends the process
   after that many seconds whatever happens; ``reply_delay``: a ``rep`` waits
-  that long before answering (to be killed with a request in hand).
+  that long before answering, after an ``{"event": "holding"}`` line (to be
+  killed with a request in hand).
 
 Output, one JSON object per line on stdout: ``{"event": "ready", "url": ...}``
 once listening or dialed, ``{"event": "progress", "n": N}`` after each of the
@@ -229,6 +230,7 @@ def main() -> int:
                         continue
                     raise
                 if delay:
+                    emit({"event": "holding", "n": served + 1})
                     time.sleep(delay)
                 sock.send(b"re:" + req)
                 served += 1
