@@ -47,10 +47,13 @@ Rules:
 
 Theory of operation: dial makes a non-blocking ``AF_UNIX`` socket, connects it
 with ``loop.sock_connect`` and wraps it with ``loop.create_unix_connection(
-sock=...)``; listen binds as above and calls ``loop.create_unix_server(
-sock=...)``.  Going through ``sock=`` also makes abstract names with any
-bytes work under uvloop, whose ``create_unix_connection(path)`` cannot connect
-to them.  Windows named pipes are not implemented.  Mirrors NNG's
+sock=...)``; listen binds as above and serves the socket with purenng's own
+accept loop (:class:`~purenng.core.stream.SocketServer`, which backs off
+instead of spinning when file descriptors run out, and applies the
+endpoint's ``max_pipes`` before anything is spent on a connection).  Going
+through ``sock=`` also makes abstract names with any bytes work under
+uvloop, whose ``create_unix_connection(path)`` cannot connect to them.
+Windows named pipes are not implemented.  Mirrors NNG's
 ``src/sp/transport/ipc/ipc.c`` and ``src/platform/posix/posix_ipc*.c``.
 """
 
@@ -415,16 +418,14 @@ class IPCTransport(StreamTransport):
                 f"{url.raw}: ipc_permissions does not apply to abstract sockets (they have "
                 f"no file); restrict access by checking pipe.peer_credentials instead"
             )
-        loop = asyncio.get_running_loop()
         lst = _IPCListener(url.raw, addr, options.get("ipc_buffer_size", DEFAULT_BUFFER_SIZE))
         sock = _bind(url, addr)
         try:
             if mode is not None:
                 os.chmod(addr, mode)
             lst.bound()
-            lst.server = await loop.create_unix_server(
-                lst.protocol_factory, sock=sock, backlog=BACKLOG
-            )
+            sock.listen(BACKLOG)
+            lst.serve(sock)
         except BaseException:
             sock.close()
             lst.bound()  # chmod may have failed before bound() ran

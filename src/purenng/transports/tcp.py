@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["TCPTransport", "bind_listener", "connect"]
 
 _FAMILY = {"tcp": socket.AF_UNSPEC, "tcp4": socket.AF_INET, "tcp6": socket.AF_INET6}
+#: Listen backlog; the kernel caps it at ``somaxconn``.
+BACKLOG = 4096
 
 
 def _apply_options(transport: asyncio.BaseTransport, options: Mapping[str, Any]) -> None:
@@ -100,7 +102,13 @@ async def bind_listener(
     """Serve ``lst`` on ``hp``; its URL then names the bound port (port 0: the one chosen).
 
     A wildcard host binds every address of the family (IPv4 when the scheme
-    allows both).  ``kwargs`` go to ``create_server`` (tls: ``ssl=...``).
+    allows both); a name that resolves to several addresses binds the first,
+    so that port 0 means one port.  ``kwargs`` go to
+    :meth:`AsyncioStreamListener.serve` (tls: ``ssl=...``).  The socket is
+    made here, as ``create_server`` would (``SO_REUSEADDR``, ``IPV6_V6ONLY``,
+    a :data:`BACKLOG` of 4096), because purenng runs its own accept loop
+    (:class:`~purenng.core.stream.SocketServer`: no busy loop when
+    descriptors run out).
     """
     host: str = hp.host
     if hp.wildcard:
@@ -108,33 +116,39 @@ async def bind_listener(
         if family == socket.AF_UNSPEC:
             family = socket.AF_INET
     loop = asyncio.get_running_loop()
-    kwargs = {"reuse_address": True, "backlog": 4096, **kwargs}
     try:
-        server = await loop.create_server(
-            lst.protocol_factory, host, hp.port, family=family, **kwargs
+        infos = await loop.getaddrinfo(
+            host, hp.port, family=family, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
     except socket.gaierror as exc:
         raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
+    if not infos:  # pragma: no cover - getaddrinfo raises instead
+        raise BadAddress(f"{url.raw!r}: {hp.host!r} has no address")
+    af, kind, proto, _, addr = infos[0]
+    sock = socket.socket(af, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+            # As asyncio: no dual-stack socket, tcp6 means IPv6 only.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
     except OSError as exc:
+        sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise AddressInUse(f"{url.raw}: address already in use") from exc
         if exc.errno == errno.EADDRNOTAVAIL:
             raise BadAddress(f"{url.raw}: address not available on this host") from exc
         raise
-    socks = server.sockets
-    if len(socks) > 1:
-        # A name that resolved to several addresses: keep the first, so
-        # that port 0 means one port.
-        server.close()
-        await server.wait_closed()
-        addr = socks[0].getsockname()
-        server = await loop.create_server(
-            lst.protocol_factory, addr[0], addr[1], family=socks[0].family, **kwargs
-        )
-    lst.server = server
-    bound = server.sockets[0].getsockname()
+    bound = sock.getsockname()
     shown = _format_host(hp.host) if hp.host not in ("", "*") else hp.host
     lst._url = f"{url.scheme}://{shown}:{bound[1]}"
+    try:
+        lst.serve(sock, **kwargs)
+    except BaseException:
+        sock.close()
+        raise
 
 
 class _TCPListener(AsyncioStreamListener):

@@ -30,7 +30,11 @@ speak TLS"); one that does not finish in time raises
 silently (logged at debug level), as it does bad SP headers.
 
 Theory of operation: the streams are plain asyncio SSL transports made by
-``loop.create_connection(ssl=...)`` / ``loop.create_server(ssl=...)``, so the
+``loop.create_connection(ssl=...)`` and, on a listener, by
+``loop.connect_accepted_socket(ssl=...)`` from purenng's own accept loop
+(:class:`~purenng.core.stream.SocketServer`, shared with tcp and ipc: it
+backs off when file descriptors run out, and a listener at ``max_pipes``
+closes a new connection before spending a TLS handshake on it), so the
 SP adapter adopts them with ``set_protocol`` exactly as it does tcp's (the
 SSL transport feeds its ``BufferedProtocol`` from decrypted records, on
 asyncio and uvloop alike).  The peer's certificate and the verification
