@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 NNGSSL       := .venv-nngssl
 NNGSSL_STAMP := $(NNGSSL)/.purenng-installed
 
-.PHONY: demo test lint typecheck check bench clean nngssl
+.PHONY: demo test lint typecheck check bench clean nngssl fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,16 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# Fuzzing (docs/fuzzing.md): atheris when installed (pip install -e '.[fuzz]'),
+# else the plain seeded mutation driver.  FUZZ_INPUTS is the total over all
+# targets; FUZZ_TIME caps each target's seconds (0: no cap).
+FUZZ_INPUTS ?= 10000000
+FUZZ_TIME   ?= 0
+FUZZ_ENGINE ?= auto
+FUZZ_ARGS   ?=
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz.run --inputs $(FUZZ_INPUTS) --time $(FUZZ_TIME) --engine $(FUZZ_ENGINE) $(FUZZ_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/purenng bench

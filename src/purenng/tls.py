@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .core.errors import BadOption
+from .core.errors import BadOption, PluginError
 from .core.hookspecs import hookimpl
 from .core.options import OptionSpec
 
@@ -213,6 +213,8 @@ class TLSConfig:
             raise BadOption("ca_data: empty")
         if ca_data is not None:
             if b"-----BEGIN" in ca_data:
+                if not ca_data.isascii():
+                    raise BadOption("ca_data: PEM text must be ASCII")
                 _check_pem_cert("ca_data", ca_data)
             elif ca_data[0] != 0x30:
                 raise BadOption("ca_data: neither PEM certificates nor a DER certificate")
@@ -233,7 +235,7 @@ class TLSConfig:
             v = getattr(self, name)
             if v is None and name == "max_version":
                 continue
-            if v not in _VERSIONS:
+            if not isinstance(v, str) or v not in _VERSIONS:
                 raise BadOption(f"{name}: expected '1.2' or '1.3', got {v!r}")
         if self.max_version is not None and self.max_version < self.min_version:
             raise BadOption(
@@ -374,7 +376,9 @@ def tls_config_value(value: Any) -> TLSConfig | None:
         raise TypeError("expected a purenng.TLSConfig (or a table of its fields), or None")
     try:
         cfg.check()
-    except BadOption as exc:
+    except (BadOption, PluginError) as exc:
+        # An unknown or broken engine is a bad value here (ConfigError from
+        # plugins.toml, BadOption from a socket), not a failure of the caller.
         raise ValueError(str(exc)) from None
     return cfg
 
@@ -469,8 +473,9 @@ class SSLEngine(TLSEngine):
             else:
                 what = "the system trust store"
                 ctx.load_default_certs(purpose)
-        except ssl.SSLError as exc:
-            raise BadOption(f"{what}: cannot load CA certificates: {exc.reason or exc}") from None
+        except (ssl.SSLError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise BadOption(f"{what}: cannot load CA certificates: {reason}") from None
 
     def _load_own(self, ctx: ssl.SSLContext, config: TLSConfig) -> None:
         if not config.has_certificate:

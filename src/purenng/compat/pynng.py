@@ -56,6 +56,7 @@ import asyncio
 import contextlib
 import errno as _errno
 import logging
+import os
 import socket as _socket
 import struct
 import sys
@@ -529,16 +530,26 @@ _nng_errors = _Translate()
 
 def _whole(value: Any) -> int:
     """pynng's check for integer options: a number equal to an int."""
-    as_int = int(value)
+    try:
+        as_int = int(value)
+    except OverflowError:  # inf: not a whole number either
+        raise ValueError(f"Invalid value {value} of type {type(value)}.  Expected int.") from None
     if as_int != value:
         raise ValueError(f"Invalid value {value} of type {type(value)}.  Expected int.")
     return as_int
 
 
+def _seconds(ms: int) -> float:
+    try:
+        return ms / 1000.0
+    except OverflowError:  # more milliseconds than a float holds
+        raise InvalidOperation(f"Invalid argument: {ms} ms", InvalidOperation.nng_errno) from None
+
+
 def _ms_to_timeout(value: Any) -> float | None:
     """Milliseconds (negative: forever) -> purenng seconds (None: forever)."""
     ms = _whole(value)
-    return None if ms < 0 else ms / 1000.0
+    return None if ms < 0 else _seconds(ms)
 
 
 def _ms_to_seconds(value: Any) -> float:
@@ -546,7 +557,7 @@ def _ms_to_seconds(value: Any) -> float:
     ms = _whole(value)
     if ms < 0:
         raise InvalidOperation(f"Invalid argument: {value} ms", InvalidOperation.nng_errno)
-    return ms / 1000.0
+    return _seconds(ms)
 
 
 def _to_ms(seconds: float | None) -> int:
@@ -926,11 +937,19 @@ class TLSConfig:
         elif self.ca_files:
             bundle = []
             for path in self.ca_files:
+                if not isinstance(path, str | bytes | os.PathLike):
+                    # open() would take an int as a file descriptor, and close it.
+                    raise ValueError(f"ca_files: expected file names, got {path!r}")
                 try:
                     with open(path, "rb") as f:
                         bundle.append(f.read())
-                except OSError as exc:
-                    raise _translate(exc) from exc
+                except (OSError, ValueError) as exc:
+                    err = _translate(exc)
+                    if not isinstance(err, NNGException):
+                        err = InvalidOperation(
+                            f"ca_files: cannot read {path!r}: {exc}", InvalidOperation.nng_errno
+                        )
+                    raise err from exc
             kwargs["ca_data"] = b"\n".join(bundle)
         if self.own_cert_string:
             kwargs["cert_data"] = self.own_cert_string

@@ -168,6 +168,8 @@ def _merge_file(cfg: PluginConfig, path: Path) -> None:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     unknown = set(data) - _TOP_KEYS

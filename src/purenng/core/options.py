@@ -71,7 +71,7 @@ def validate(spec: OptionSpec, value: Any) -> Any:
         raise BadOption(f"option {spec.name!r} is read-only")
     try:
         return spec.check(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: float(10**400)
         raise BadOption(f"bad value {value!r} for option {spec.name!r}: {exc}") from None
 
 
