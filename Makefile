@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 NNGSSL       := .venv-nngssl
 NNGSSL_STAMP := $(NNGSSL)/.purenng-installed
 
-.PHONY: demo test lint typecheck check bench clean nngssl fuzz
+.PHONY: demo test lint typecheck check bench clean nngssl fuzz soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,20 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/purenng bench
+
+# Soak (docs/soak.md): mixed traffic over every transport with peer kills and
+# redials; fails on a loss on a reliable path, a hang or unbounded growth.
+# SOAK_RESTART: seconds between two disturbances of one transport.
+SOAK_MINUTES    ?= 30
+SOAK_TRANSPORTS ?= tcp,ipc,inproc,tls,ws,wss
+SOAK_RESTART    ?= 60
+SOAK_RATE       ?= 1
+SOAK_OUT        ?= build/soak
+SOAK_ARGS       ?=
+soak: $(STAMP)
+	$(BIN)/python -m purenng.soak --minutes $(SOAK_MINUTES) --transports $(SOAK_TRANSPORTS) \
+		--restart-every $(SOAK_RESTART) --rate $(SOAK_RATE) \
+		--json $(SOAK_OUT)/soak.json --plot $(SOAK_OUT)/soak.png $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(NNGSSL) .pytest_cache .mypy_cache .ruff_cache build dist
