@@ -37,6 +37,22 @@ def _listen_url(template: str, request: pytest.FixtureRequest) -> str:
     return template.format(n=abs(hash(request.node.nodeid)))
 
 
+# ---------------------------------------------------------------- both loops
+
+
+def test_blocking_tests_here_run_on_each_background_loop(background_loop_kind: str) -> None:
+    """The suite's both-loops machinery (tests/conftest.py) really switches loops."""
+    with purenng.Pair0() as s:
+        on_uvloop = type(s.loop).__module__.startswith("uvloop")
+    assert on_uvloop == (background_loop_kind == "uvloop")
+
+
+async def test_async_tests_here_run_on_each_loop(request: pytest.FixtureRequest) -> None:
+    loop_kind = "uvloop" if "uvloop" in request.node.name else "asyncio"
+    on_uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    assert on_uvloop == (loop_kind == "uvloop")
+
+
 # ---------------------------------------------------------------- send types
 
 

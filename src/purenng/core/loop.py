@@ -131,6 +131,26 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def reset_background_loop() -> None:
+    """Stop and close the background loop; the next use starts a new one.
+
+    For test suites that run the same tests on several loops
+    (``PURENNG_LOOP`` is read again when the new loop starts).  Every
+    socket on the old loop must be closed already: nothing runs it after.
+    """
+    global _loop, _thread
+    with _lock:
+        loop, thread = _loop, _thread
+        _loop = _thread = None
+    if loop is None or loop.is_closed():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    if thread is not None:
+        thread.join(timeout=10.0)
+    if not loop.is_running():
+        loop.close()
+
+
 def background_thread() -> threading.Thread | None:
     """The background loop's thread, if it was started (for leak checks)."""
     return _thread
