@@ -28,7 +28,7 @@ import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -36,7 +36,7 @@ from interop.peers import REQUIRE_ENV, PeerError, _LineReader, require_peer
 from purenng.core.loop import background_loop
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from purenng.testing import ProxyStats
 
@@ -50,8 +50,41 @@ RSS_BOUND = 128 * 1024 * 1024
 
 __all__ = ["LIBS", "REQUIRE_ENV", "FaultPeer", "T", "record", "rss"]
 
+R = TypeVar("R")
 FIGURES: Counter[str] = Counter()
 _start: dict[str, int] = {}
+
+
+async def in_thread(fn: Callable[..., R], *args: Any) -> R:
+    """``await`` ``fn(*args)`` run in a thread of its own that ends with the call.
+
+    Not ``asyncio.to_thread``: the default executor's idle workers outlive
+    the call, and the leak check does not know uvloop's (``uvloop_N``).
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[R] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not fut.done():
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def run() -> None:
+        try:
+            value = fn(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, False, exc)
+        else:
+            loop.call_soon_threadsafe(settle, True, value)
+
+    thread = threading.Thread(target=run, name="fault-test-wait", daemon=True)
+    thread.start()
+    try:
+        return await fut
+    finally:
+        thread.join(T)
 
 
 def rss() -> int:
@@ -184,12 +217,12 @@ class FaultPeer:
         return out
 
     async def adone(self, timeout: float = T) -> dict[str, Any]:
-        """:meth:`done` in a worker thread, so the test's loop (and a proxy on it) runs."""
-        return await asyncio.to_thread(self.done, timeout)
+        """:meth:`done` in a thread, so the test's loop (and a proxy on it) runs."""
+        return await in_thread(self.done, timeout)
 
     async def aevent(self, name: str, timeout: float = T) -> dict[str, Any]:
-        """:meth:`event` in a worker thread."""
-        return await asyncio.to_thread(self.event, name, timeout)
+        """:meth:`event` in a thread."""
+        return await in_thread(self.event, name, timeout)
 
     def kill(self) -> None:
         """SIGKILL (kill -9) the peer and reap it."""

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from typing import Any
@@ -28,7 +29,7 @@ import pytest
 import purenng
 from interop.peers import free_tcp_port
 
-from .conftest import LIBS, FaultPeer, T, record
+from .conftest import LIBS, FaultPeer, T, in_thread, record
 from .faultpeer import check, make
 
 pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("purenng_leak_check")]
@@ -175,7 +176,9 @@ async def test_rep_restart_with_contexts() -> None:
     async with purenng.Req0(
         recv_timeout=3 * T, resend_time=0.5, reconnect_time_min=0.05, reconnect_time_max=0.4
     ) as req:
-        server = await asyncio.to_thread(_start_on_port, "purenng", port, reply_delay=5.0)
+        server = await in_thread(
+            functools.partial(_start_on_port, "purenng", port, reply_delay=5.0)
+        )
         try:
             await req.adial(f"tcp://127.0.0.1:{port}", block=False)
 
@@ -191,7 +194,7 @@ async def test_rep_restart_with_contexts() -> None:
             await server.aevent("holding")
             server.kill()
             server.close()
-            server = await asyncio.to_thread(_start_on_port, "purenng", port)
+            server = await in_thread(_start_on_port, "purenng", port)
             replies = await asyncio.wait_for(asyncio.gather(*asks), 3 * T)
             assert replies == [b"re:" + make(k, 64) for k in range(4)]
         finally:

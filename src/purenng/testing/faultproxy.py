@@ -65,7 +65,7 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -428,7 +428,7 @@ class FaultProxy:
         tb: TracebackType | None,
     ) -> None:
         if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.close)
+            await _in_thread(self.close)
         else:
             await self.aclose()
 
@@ -800,3 +800,34 @@ def _on(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a thread of its own, ended when it returns.
+
+    Not the loop's default executor: its idle workers outlive the call.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not fut.done():
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def run() -> None:
+        try:
+            value = fn()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, False, exc)
+        else:
+            loop.call_soon_threadsafe(settle, True, value)
+
+    thread = threading.Thread(target=run, name=f"{THREAD_NAME}-close", daemon=True)
+    thread.start()
+    try:
+        return await fut
+    finally:
+        thread.join(CONTROL_TIMEOUT)
