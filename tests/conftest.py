@@ -68,9 +68,9 @@ def _both_loops(node: Any) -> bool:
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     if not HAVE_UVLOOP or not _both_loops(item):
-        return None
+        return {"asyncio": asyncio.new_event_loop}  # one factory: ids unchanged
     import uvloop
 
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}

@@ -17,7 +17,8 @@ Rules:
 * **Threads** are compared by identity.  Two kinds are never leaks: purenng's
   background loop thread (``purenng-loop``, :mod:`purenng.core.loop`), which
   is process-wide and lives as long as the process, and the idle workers of
-  asyncio's default executor (``asyncio_N``), which live as long as their loop.
+  the loop's default executor (``asyncio_N``, or ``uvloop_N`` under uvloop),
+  which live as long as their loop.
 * **Tasks** are those of the loop running in the calling thread when the
   snapshot was taken (none if no loop was running).  The task doing the
   check is never counted, and finished tasks are not leaks.
@@ -62,8 +63,9 @@ POLL_INTERVAL = 0.02
 
 #: The background loop's thread name (core/loop.py): process-wide, never a leak.
 _LOOP_THREAD = "purenng-loop"
-#: asyncio's default executor names its workers ``asyncio_0``, ``asyncio_1``...
-_EXECUTOR_THREAD = re.compile(r"asyncio_\d+\Z")
+#: The default executor names its workers ``asyncio_0``, ``asyncio_1``... and
+#: ``uvloop_0``... under uvloop.
+_EXECUTOR_THREAD = re.compile(r"(asyncio|uvloop)_\d+\Z")
 _FD_DIRS = ("/proc/self/fd", "/dev/fd")
 #: Descriptor targets that are never a test's leak (see the module docstring).
 _IGNORED_FD_TARGETS = frozenset({"/dev/null"})
