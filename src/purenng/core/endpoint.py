@@ -11,6 +11,20 @@ A :class:`Listener` binds one URL and turns each accepted connection into a
 pipe.  Stream transports go through the SP adapter
 (:mod:`purenng.core.sp_stream`); message transports hand over pipes.
 
+``max_pipes`` (0: no limit, NNG has none) bounds what one listener holds:
+every connection takes a slot from the moment it is accepted, through the
+TLS and SP handshakes, until its pipe is gone, so a flood of connections
+that never finish their handshake is bounded too.  Beyond the limit a new
+connection is accepted and closed at once, before any handshake, rather
+than left in the kernel's backlog: the dialer sees the close within a round
+trip and applies its own redial back-off (``reconnect_time_min``/``max``),
+where a listener that stopped accepting would leave it waiting out a
+handshake timeout on a connection nobody serves, and would keep the
+connections that gave up meanwhile for a later ``accept()``.  Refusals count
+in the socket's ``pipes_rejected`` and the listener's :attr:`Listener.pipes_refused`;
+the first refusal of an episode is logged as a warning, and its end (usage
+back to three quarters of the limit) as one info line.
+
 Both run on the socket's loop.  Each owns at most one task, cancelled and
 awaited on close, so nothing outlives the socket.
 """
@@ -18,13 +32,16 @@ awaited on close, so nothing outlives the socket.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
 from .errors import Closed, ConnectionRefused, ConnectionReset, Error, ProtocolError
 from .loop import run_sync
+from .options import SOCKET_OPTIONS
 from .pipe import next_id
 from .sp_stream import SPStreamPipe, start_sp_pipe
+from .stream import ConnectionSlot
 from .transport import PipeTransport, StreamTransport
 
 if TYPE_CHECKING:
@@ -67,6 +84,16 @@ def _as_error(exc: BaseException) -> BaseException:
         return exc
     err.__cause__ = exc
     return err
+
+
+def _handshake_timeout(options: dict[str, Any]) -> float | None:
+    """The endpoint's ``sp_handshake_timeout``; None when it is the declared default.
+
+    None lets :func:`start_sp_pipe` apply :data:`~purenng.core.sp_stream.HANDSHAKE_TIMEOUT`,
+    which tests shorten by patching the module constant.
+    """
+    t: float | None = options.get("sp_handshake_timeout")
+    return None if t == SOCKET_OPTIONS["sp_handshake_timeout"].default else t
 
 
 class Dialer:
@@ -141,6 +168,7 @@ class Dialer:
                     on_failed=failed,
                     recv_max_size=self.options["recv_max_size"],
                     ipc=self._transport.ipc_framing,
+                    handshake_timeout=_handshake_timeout(self.options),
                 )
                 try:
                     await done
@@ -244,12 +272,58 @@ class Dialer:
         return f"<Dialer id={self.id} {self.url}{' closed' if self.closed else ''}>"
 
 
+class _PipeLimit:
+    """A listener's ``max_pipes`` as a :class:`~purenng.core.stream.ConnectionGate`."""
+
+    def __init__(self, listener: Listener, limit: int) -> None:
+        self._listener = listener
+        self.limit = limit
+        #: Connections holding a slot: accepted, in a handshake, or attached.
+        self.used = 0
+        self._episode = 0  # refusals since the limit was last reached; 0: not at it
+
+    def admit(self) -> ConnectionSlot | None:
+        if self.used >= self.limit:
+            self._refuse()
+            return None
+        self.used += 1
+        return ConnectionSlot(self._release)
+
+    def _refuse(self) -> None:
+        lst = self._listener
+        lst.pipes_refused += 1
+        lst.socket.count("pipes_rejected")
+        if not self._episode:
+            log.warning(
+                "listener %s: at max_pipes=%d, closing new connections until pipes go "
+                "(logged once per episode)",
+                lst.url,
+                self.limit,
+            )
+        self._episode += 1
+
+    def _release(self) -> None:
+        self.used -= 1
+        # Hysteresis: with dialers queueing for every freed slot, "below the
+        # limit" flaps at each close, and a line per flap is a log flood.
+        if self._episode and self.used <= self.limit * 3 // 4:
+            log.info(
+                "listener %s: below max_pipes=%d again, after refusing %d connections",
+                self._listener.url,
+                self.limit,
+                self._episode,
+            )
+            self._episode = 0
+
+
 class Listener:
     """Accepts connections on one URL for a socket.
 
     Attributes:
         id: Never reused in the process.
         socket: The owning socket.
+        pipes_refused: Connections closed at once because the listener held
+            ``max_pipes`` already.
     """
 
     def __init__(
@@ -265,12 +339,24 @@ class Listener:
         self._pipe_listener: PipeListener | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: set[SPStreamPipe] = set()
+        self.pipes_refused = 0
+        limit = options.get("max_pipes", 0)
+        self._limit = _PipeLimit(self, limit) if limit else None
+        #: The slot of each attached pipe, given back when the pipe is removed.
+        self._slots: dict[Pipe, ConnectionSlot] = {}
 
     async def start(self) -> None:
         """Bind the URL (errors are raised) and start accepting."""
         sock = self.socket
+        if self._limit is not None:
+            from .socket import PipeEvent
+
+            sock.on_pipe_event(self._pipe_removed, PipeEvent.REMOVE_POST)
         if isinstance(self._transport, StreamTransport):
-            self._stream_listener = await self._transport.listen(self._url, self.options)
+            sl = await self._transport.listen(self._url, self.options)
+            self._stream_listener = sl
+            # Set before the loop runs again: no connection gets past it.
+            sl.set_gate(self._limit)
             self._task = sock.loop.create_task(self._accept_loop())
         elif isinstance(self._transport, PipeTransport):
             self._pipe_listener = await self._transport.listen(
@@ -279,11 +365,36 @@ class Listener:
         else:  # pragma: no cover
             raise TypeError(f"{self._transport!r} is not a transport")
 
+    @property
+    def pipe_count(self) -> int | None:
+        """Connections held against ``max_pipes`` (handshaking or attached); None: no limit."""
+        return None if self._limit is None else self._limit.used
+
     def _on_pipe(self, pipe: Pipe) -> None:
         if self.closed:
             pipe.close()
             return
-        self.socket._attach(pipe, listener=self)
+        slot = None
+        if self._limit is not None:
+            slot = self._limit.admit()
+            if slot is None:
+                pipe.close()
+                return
+        self._hold(pipe, slot, self.socket._attach(pipe, listener=self))
+
+    def _hold(self, pipe: Pipe, slot: ConnectionSlot | None, attached: bool) -> None:
+        """Keep ``slot`` while the attached ``pipe`` lives; give it back otherwise."""
+        if slot is None:
+            return
+        if attached and not pipe.closed:
+            self._slots[pipe] = slot
+        else:
+            slot.release()
+
+    def _pipe_removed(self, pipe: Pipe, event: Any) -> None:
+        slot = self._slots.pop(pipe, None)
+        if slot is not None:
+            slot.release()
 
     async def _accept_loop(self) -> None:
         sl = self._stream_listener
@@ -296,32 +407,49 @@ class Listener:
                 stream = await sl.accept()
             except Closed:
                 return
-            except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+            except OSError as exc:  # a third-party listener's: back off instead of spinning
                 log.warning("listener %s: accept failed: %s", self.url, exc)
                 await asyncio.sleep(0.1)
                 continue
+            slot = stream.slot
+            if slot is None and self._limit is not None:
+                # A listener that does not apply the gate itself.
+                slot = self._limit.admit()
+                if slot is None:
+                    stream.close()
+                    continue
+            if slot is None:
+                on_ready, on_failed = self._ready, self._failed
+            else:
+                on_ready = functools.partial(self._ready, slot=slot)
+                on_failed = functools.partial(self._failed, slot=slot)
             pipe = start_sp_pipe(
                 stream,
                 sock.loop,
                 self_id=sock.protocol_cls.self_id,
                 transport_name=self._url.scheme,
-                on_ready=self._ready,
-                on_failed=self._failed,
+                on_ready=on_ready,
+                on_failed=on_failed,
                 recv_max_size=self.options["recv_max_size"],
                 ipc=transport.ipc_framing,
+                handshake_timeout=_handshake_timeout(self.options),
             )
             if not pipe.closed and not pipe.ready:
                 self._pending.add(pipe)
 
-    def _ready(self, pipe: SPStreamPipe) -> None:
+    def _ready(self, pipe: SPStreamPipe, slot: ConnectionSlot | None = None) -> None:
         self._pending.discard(pipe)
         if self.closed:
             pipe.close()
+            if slot is not None:
+                slot.release()
             return
-        self.socket._attach(pipe, listener=self)
+        self._hold(pipe, slot, self.socket._attach(pipe, listener=self))
 
-    def _failed(self, pipe: SPStreamPipe) -> None:
+    def _failed(self, pipe: SPStreamPipe, slot: ConnectionSlot | None = None) -> None:
         self._pending.discard(pipe)
+        if slot is not None:
+            slot.release()
         if pipe.error is not None:
             self.socket._pipe_failed(pipe)
 
@@ -372,6 +500,9 @@ class Listener:
         for pipe in list(self._pending):
             pipe.abort()
         self._pending.clear()
+        if self._limit is not None:
+            self.socket.remove_pipe_event(self._pipe_removed)
+            self._slots.clear()
         self.socket._forget_listener(self)
 
     async def aclose(self) -> None:

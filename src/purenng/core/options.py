@@ -164,10 +164,30 @@ SOCKET_OPTIONS: Mapping[str, OptionSpec] = {
             "close a pipe that received nothing for this many seconds (a half-open peer "
             "or a stalled path); None: never",
         ),
+        OptionSpec(
+            "max_pipes",
+            integer(0),
+            0,
+            "most pipes one listener holds, counting those still in their handshake; "
+            "beyond it a connection is closed at once; 0: no limit (as NNG)",
+        ),
+        OptionSpec(
+            "sp_handshake_timeout",
+            duration(allow_none=False, minimum=0.001),
+            10.0,
+            "seconds a stream pipe's peer has to send its 8-byte SP header (NNG: 10)",
+        ),
     )
 }
 
 #: Socket options a dialer or listener may override for itself.
 ENDPOINT_OPTIONS = frozenset(
-    {"recv_max_size", "reconnect_time_min", "reconnect_time_max", "recv_idle_timeout"}
+    {
+        "recv_max_size",
+        "reconnect_time_min",
+        "reconnect_time_max",
+        "recv_idle_timeout",
+        "max_pipes",
+        "sp_handshake_timeout",
+    }
 )

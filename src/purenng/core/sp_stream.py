@@ -2,7 +2,8 @@
 
 It turns a :class:`~purenng.core.stream.Stream` into a
 :class:`~purenng.core.pipe.Pipe`: it sends our 8-byte SP header, waits (at
-most :data:`HANDSHAKE_TIMEOUT` seconds, as NNG) for the peer's, then frames
+most ``sp_handshake_timeout`` seconds, default :data:`HANDSHAKE_TIMEOUT` as
+NNG, for the whole header however slowly it drips in) for the peer's, then frames
 messages with the 64-bit length prefix (plus ipc's type byte).  The byte
 layouts and checks live in the pure :mod:`purenng.core.sp_codec`.
 
@@ -99,6 +100,7 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         self._wbuf = bytearray()
         self._flush_handle: asyncio.Handle | None = None
         self._hs_timer: asyncio.TimerHandle | None = None
+        self._hs_timeout = HANDSHAKE_TIMEOUT
         self._deliver: Callable[[Pipe, bytes | bytearray], None] | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -124,6 +126,7 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         else:
             self._tr = _StreamDriver(self._stream, self)
             leftover = b""
+        self._hs_timeout = handshake_timeout
         self._hs_timer = loop.call_later(handshake_timeout, self._handshake_timed_out)
         self._tr.write(encode_handshake(self._self_id))
         if isinstance(self._tr, _StreamDriver):
@@ -143,7 +146,7 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
     def _handshake_timed_out(self) -> None:
         self._hs_timer = None
         if not self.ready:
-            self._fail(Timeout(f"SP handshake not completed in {HANDSHAKE_TIMEOUT:g} s"))
+            self._fail(Timeout(f"SP handshake not completed in {self._hs_timeout:g} s"))
 
     # ------------------------------------------------------------ decoder callbacks
 
@@ -236,6 +239,26 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
             # A fresh buffer each time: the transport may keep a view of the old one.
             self._wbuf = bytearray()
             self._tr.write(wbuf)
+
+    def pending_bytes(self) -> int:
+        """Bytes queued for this pipe that the kernel does not have yet; 0 once closed.
+
+        The transport's write buffer plus the frames coalesced for the end of
+        this loop turn.  What ``linger`` waits for, and what flow control
+        bounds: the pipe stops being :attr:`writable` once the transport's
+        buffer passes :data:`WRITE_HIGH`, so a peer that never reads holds at
+        most about ``WRITE_HIGH + FLUSH_AT`` plus one message here.
+        """
+        if self.closed:
+            return 0
+        n = len(self._wbuf)
+        tr = self._tr
+        if tr is not None:
+            try:
+                n += tr.get_write_buffer_size()
+            except (AttributeError, NotImplementedError, RuntimeError):
+                pass  # a transport that cannot tell (or is already gone)
+        return n
 
     def pause_reading(self) -> None:
         if not self.closed:
@@ -370,6 +393,9 @@ class _StreamDriver:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.stream.extra(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # a plain Stream buffers out of our sight (its drain() waits for it)
 
 
 def start_sp_pipe(

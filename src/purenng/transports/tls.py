@@ -197,6 +197,24 @@ class _TransportProxy:
         self.resume_reading = transport.resume_reading
         self.set_write_buffer_limits = transport.set_write_buffer_limits
 
+    def get_write_buffer_size(self) -> int:
+        """The SSL layer's unsent bytes, plus the TCP transport's under it when reachable.
+
+        asyncio's SSL transport counts only what is not yet encrypted or not
+        yet passed down; records already in the TCP transport's buffer (up to
+        its 64 KiB high-water mark and one write) are not the kernel's yet
+        either.  uvloop's layers are not reachable from Python: there the
+        SSL transport's own count is all there is.
+        """
+        n = self._tr.get_write_buffer_size()
+        inner = getattr(getattr(self._tr, "_ssl_protocol", None), "_transport", None)
+        if inner is not None:
+            try:
+                n += inner.get_write_buffer_size()
+            except (AttributeError, RuntimeError):
+                pass
+        return n
+
     def close(self) -> None:
         self.closed_here = True
         self._tr.close()
