@@ -40,6 +40,13 @@ CASES: dict[str, tuple[list[Any], list[tuple[Any, Any]]]] = {
     "reconnect_time_min": (STRICT_DURATION_BAD, [(0, 0.0), (0.05, 0.05), (2, 2.0)]),
     "reconnect_time_max": (STRICT_DURATION_BAD, [(0, 0.0), (60, 60.0)]),
     "name": ([1, None, b"x", ["x"]], [("", ""), ("worker-1", "worker-1")]),
+    "linger": (STRICT_DURATION_BAD, [(0, 0.0), (0.5, 0.5), (30, 30.0)]),
+    "recv_idle_timeout": (
+        [*DURATION_BAD, 0, 0.0001],
+        [(None, None), (0.001, 0.001), (15, 15.0), (math.inf, None)],
+    ),
+    "max_pipes": (INT_BAD, [(0, 0), (1, 1), (10_000, 10_000)]),
+    "sp_handshake_timeout": ([*STRICT_DURATION_BAD, 0], [(0.5, 0.5), (10, 10.0)]),
 }
 
 BAD = [(name, v) for name, (bad, _) in CASES.items() for v in bad]
