@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,19 +206,24 @@ class Input:
         return self.take(self.remaining())
 
     def chunks(self, data: bytes) -> list[bytes]:
-        """``data`` cut into pieces whose sizes come from one input byte (a seed)."""
+        """``data`` cut into at most 24 pieces at points drawn from one input byte (a seed).
+
+        The number of pieces is bounded so that a long input does not turn
+        into thousands of one-byte reads (a cost, not a finding).
+        """
         seed = self.u8()
-        if seed == 0 or not data:
+        if seed == 0 or len(data) < 2:
             return [data]
-        out = []
-        pos = 0
+        k = 1 + seed % 24
         state = seed
-        while pos < len(data):
+        cuts = set()
+        for _ in range(k - 1):
             state = (state * 1103515245 + 12345) & 0x7FFFFFFF
-            n = 1 + (state >> 16) % (seed if seed < 128 else 4096)
-            out.append(data[pos : pos + n])
-            pos += n
-        return out
+            # Small offsets are likelier: headers sit at the front.
+            span = len(data) if state & 1 else min(len(data), 32)
+            cuts.add(1 + (state >> 8) % max(1, span - 1))
+        points = [0, *sorted(c for c in cuts if c < len(data)), len(data)]
+        return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 def be16(n: int) -> bytes:

@@ -6,7 +6,9 @@ Two engines run the same targets (:mod:`fuzz._harness`):
   process per target, coverage-guided by libFuzzer, with ``-runs``,
   ``-max_total_time``, ``-rss_limit_mb`` and ``-timeout``.  Its working
   corpus lives in ``fuzz/.work/<target>/``; at the end the new inputs that
-  add coverage are merged (``-merge=1``) into ``fuzz/corpus/<target>/``.
+  add coverage are merged (``-merge=1``) into ``fuzz/corpus/<target>/``,
+  which is then trimmed to its smallest inputs (``--corpus-kb``, 8 KiB):
+  the committed corpus is a seed, the full one stays in ``.work``.
   Crashes, timeouts and out-of-memory inputs land in
   ``fuzz/crashes/<target>/``.  The figure reported is libFuzzer's ``cov:``
   (instrumented edges).
@@ -32,6 +34,7 @@ import os
 import random
 import re
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -344,12 +347,33 @@ def atheris_child(name: str, libfuzzer_args: list[str]) -> None:
         except t.allowed:
             pass
 
-    atheris.Setup([sys.argv[0], *libfuzzer_args], test_one_input)
+    script = WORK / f"{name}.sh"
+    argv0 = str(script) if script.exists() else sys.argv[0]
+    atheris.Setup([argv0, *libfuzzer_args], test_one_input)
     atheris.Fuzz()
 
 
+def trim(corpus: Path, budget: int) -> None:
+    """Keep the committed corpus small: the smallest merged inputs, ``budget`` bytes in all.
+
+    The full corpus stays in ``fuzz/.work/<target>/`` for the next local run.
+    """
+    total = 0
+    for path, data in sorted(read_dir(corpus), key=lambda pd: (len(pd[1]), pd[0].name)):
+        total += len(data)
+        if total > budget:
+            path.unlink()
+
+
 def run_atheris(
-    t: Target, inputs: int, seconds: float, *, rss_mb: int, timeout: int, seed: int
+    t: Target,
+    inputs: int,
+    seconds: float,
+    *,
+    rss_mb: int,
+    timeout: int,
+    seed: int,
+    corpus_kb: int = 8,
 ) -> dict[str, Any]:
     """Fuzz ``t`` in a libFuzzer child; the figures parsed from its log."""
     work = WORK / t.name
@@ -380,7 +404,16 @@ def run_atheris(
         args.append(f"-max_total_time={int(seconds)}")
     if t.dictionary:
         args.append(f"-dict={dict_file}")
-    cmd = [sys.executable, "-m", "fuzz.run", "--atheris-child", t.name, "--"]
+    # libFuzzer re-executes argv[0] for -merge=1 (and -fork): give it a script.
+    script = WORK / f"{t.name}.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"cd {shlex.quote(str(FUZZ_DIR.parent))} && exec {shlex.quote(sys.executable)} "
+        f'-m fuzz.run --atheris-child {t.name} -- "$@"\n'
+    )
+    script.chmod(0o755)
+    cmd = [str(script)]
+    before = {p for p, _ in read_dir(crashes)}
     start = time.monotonic()
     log = WORK / f"{t.name}.log"
     with log.open("w") as f:
@@ -409,7 +442,8 @@ def run_atheris(
         stderr=subprocess.DEVNULL,
         cwd=FUZZ_DIR.parent,
     )
-    found = [str(p.relative_to(FUZZ_DIR.parent)) for p, _ in read_dir(crashes)]
+    trim(corpus, corpus_kb * 1024)
+    found = [str(p.relative_to(FUZZ_DIR.parent)) for p, _ in read_dir(crashes) if p not in before]
     return {
         "target": t.name,
         "engine": "atheris",
@@ -448,6 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rss-limit-mb", type=int, default=2048)
     ap.add_argument("--timeout", type=int, default=10, help="seconds per input")
     ap.add_argument("--save-corpus", type=int, default=20, help="plain: new inputs to save")
+    ap.add_argument("--corpus-kb", type=int, default=8, help="atheris: committed corpus budget")
     ap.add_argument("--list", action="store_true", help="list the targets and exit")
     ns = ap.parse_args(argv)
     targets = load_targets()
@@ -471,7 +506,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         n = shares[t.name]
         print(f"fuzz {t.name}: {n} inputs ({engine})", flush=True)
         if engine == "atheris":
-            r = run_atheris(t, n, ns.time, rss_mb=ns.rss_limit_mb, timeout=ns.timeout, seed=ns.seed)
+            r = run_atheris(
+                t,
+                n,
+                ns.time,
+                rss_mb=ns.rss_limit_mb,
+                timeout=ns.timeout,
+                seed=ns.seed,
+                corpus_kb=ns.corpus_kb,
+            )
         else:
             r = run_plain(t, n, ns.time, ns.seed, per_input=ns.timeout, save_corpus=ns.save_corpus)
         results.append(r)

@@ -28,8 +28,8 @@ from fuzz.run import load_targets, run_plain  # noqa: E402
 
 TARGETS = load_targets()
 #: Inputs per target in the short pass (slow targets get fewer).
-SHORT = {"tls_config": 60, "http_connection": 600, "compat_options": 600, "sp_decoder": 1000}
-DEFAULT_SHORT = 2500
+SHORT = {"tls_config": 60, "http_connection": 800, "compat_options": 800, "sp_decoder": 2000}
+DEFAULT_SHORT = 4000
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
