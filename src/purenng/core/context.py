@@ -7,6 +7,13 @@ one socket without raw mode.  Protocols that support contexts implement
 ``Protocol.new_context(channel)`` and return an object with ``try_send``,
 ``can_send`` and ``close``; the others raise
 :class:`~purenng.core.errors.NotSupported`, as NNG does for PAIR or PUSH.
+
+A context's sends are inputs of its socket's protocol like the socket's
+own: for a protocol with deadlines they update the socket's one timer (the
+protocol reports the earliest deadline of all its contexts).  The protocol's
+context object is called on the socket's loop only; methods it exposes
+through ``context_methods`` (SUB ``subscribe``...) are carried there from
+other threads by this class, and return once they have run.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from .options import validate
 from .pipe import next_id
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .message import BytesLike
     from .socket import Socket
 
@@ -53,7 +62,8 @@ class Context:
             name=f"context {self.id} of {sock.protocol_cls.name} socket {sock.id}",
         )
         self._impl: Any = factory(self.channel)
-        self.channel.try_send = self._impl.try_send
+        try_send = self._impl.try_send
+        self.channel.try_send = sock._timed(try_send) if sock._timer is not None else try_send
         self.channel.can_send = self._impl.can_send
         self.recv_timeout: float | None = sock.options["recv_timeout"]
         self.send_timeout: float | None = sock.options["send_timeout"]
@@ -65,10 +75,13 @@ class Context:
         # protocol's context object, which lists them in ``option_specs``;
         # its methods (SUB ``subscribe``...) are listed in ``context_methods``.
         impl = self.__dict__.get("_impl")
-        if name in getattr(impl, "option_specs", ()) or name in getattr(
-            impl, "context_methods", ()
-        ):
+        if name in getattr(impl, "option_specs", ()):
             return getattr(impl, name)
+        if name in getattr(impl, "context_methods", ()):
+            value = getattr(impl, name)
+            if callable(value):
+                return self._on_loop(value, name)
+            return value
         raise AttributeError(f"{type(self).__name__} has no attribute or option {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -78,6 +91,17 @@ class Context:
             setattr(impl, name, validate(specs[name], value))
         else:
             object.__setattr__(self, name, value)
+
+    def _on_loop(self, fn: Callable[..., Any], what: str) -> Callable[..., Any]:
+        """``fn`` made callable from any thread: it runs on the socket's loop."""
+        sock = self.socket
+
+        def call(*args: Any) -> Any:
+            return sock._call_on_loop(fn, args, what)
+
+        call.__name__ = what
+        call.__doc__ = fn.__doc__
+        return call
 
     def send(self, data: BytesLike, *, block: bool = True) -> None:
         """Send on this context (blocking; not on the owning loop)."""

@@ -1,11 +1,13 @@
 """The protocol plugin interface.
 
 A protocol decides where messages go (round robin, broadcast, to the pipe a
-backtrace names...) and what header they carry.  It does no I/O: it talks to
-:class:`~purenng.core.pipe.Pipe` objects (``write``, ``writable``,
-``pause_reading``) and to its socket's :class:`~purenng.core.channel.Channel`
-(``deliver``, ``send_ready``), and everything runs on the socket's loop, so it
-needs no locks.
+backtrace names...) and what header they carry.  It is a sans-IO state
+machine: it talks to :class:`~purenng.core.pipe.Pipe` objects (``write``,
+``writable``, ``pause_reading``) and to its host's
+:class:`~purenng.core.channel.Channel` (``deliver``, ``send_ready``), and it
+never calls an event loop, a clock or another thread.  Its host (the
+socket) calls it on one thread only, the socket's loop, so it needs no
+locks.
 
 Inputs, called by the socket:
 
@@ -15,6 +17,21 @@ Inputs, called by the socket:
 * :meth:`Protocol.pipe_writable`: a pipe that was full has room again.
 * :meth:`Protocol.try_send` / :meth:`Protocol.can_send`: the application sends.
 * :meth:`Protocol.recv_space`: the application drained the receive queue.
+* :meth:`Protocol.set_option`: a protocol option changed.
+* :meth:`Protocol.on_timer`: the protocol's deadline passed.
+
+Time (REQ resends, survey deadlines): a protocol that needs it overrides
+:meth:`Protocol.next_deadline` and :meth:`Protocol.on_timer`.  The host
+keeps one timer for the protocol (contexts included: the protocol reports
+the earliest deadline of all of them) and, after every input above, asks
+``next_deadline()`` again and re-arms it if the deadline moved earlier
+(:class:`ProtocolTimer`).  An input that arms a deadline reads the time from
+:meth:`ProtocolHost.now`; ``on_timer`` is handed ``now``.  A protocol that
+does not override ``next_deadline`` pays nothing for this: its host calls
+it directly, as before, with no timer bookkeeping on the message path.
+
+Channel hooks (``on_recv_wait``, ``check_send``) are not inputs: they must
+not arm deadlines.
 
 The ids and names are those of ``reference/wire-protocols.md`` §1.1.  This
 mirrors NNG's ``nni_proto`` operations (``src/core/protocol.h``).
@@ -28,23 +45,35 @@ from typing import Protocol as _Protocol
 from .errors import NotSupported
 
 if TYPE_CHECKING:
-    import asyncio
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from .channel import Channel
     from .message import Message
     from .options import OptionSpec
     from .pipe import Pipe
 
-__all__ = ["Protocol", "ProtocolHost"]
+__all__ = ["Protocol", "ProtocolHost", "ProtocolTimer", "has_timer"]
 
 
 class ProtocolHost(_Protocol):
-    """What a protocol may use of its socket."""
+    """What a protocol may use of its socket (or of a test's fake host).
 
-    loop: asyncio.AbstractEventLoop
+    Attributes:
+        channel: The socket's own channel (its default context).
+        options: The socket's option values by name (read them; the host
+            calls :meth:`Protocol.set_option` when one changes).
+    """
+
     channel: Channel
     options: dict[str, Any]
+
+    def now(self) -> float:
+        """The host's clock, in seconds (the socket's ``loop.time()``).
+
+        For inputs that arm a deadline; only protocols with a deadline need
+        it.  A test's fake host returns its fake clock.
+        """
+        ...
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the socket counter ``name`` (e.g. ``"drops"``)."""
@@ -130,5 +159,99 @@ class Protocol:
     def set_option(self, name: str, value: Any) -> None:
         """A protocol option changed (the value is validated already)."""
 
+    def next_deadline(self) -> float | None:
+        """When :meth:`on_timer` should run next (host clock), or None: never.
+
+        The earliest deadline of the protocol and all its contexts.  It may
+        be early (a deadline since cancelled): ``on_timer`` then finds
+        nothing due, and the host asks again.  Must be cheap: the host calls
+        it after every input of a protocol that overrides it.
+        """
+        return None
+
+    def on_timer(self, now: float) -> None:
+        """The deadline :meth:`next_deadline` reported has passed.
+
+        Handle every deadline at or before ``now`` and ignore the rest (the
+        host may call early or late; ``now`` is the time to act on).
+        """
+
     def close(self) -> None:
         """The socket is closing."""
+
+
+def has_timer(cls: type[Protocol]) -> bool:
+    """Whether ``cls`` keeps deadlines (overrides :meth:`Protocol.next_deadline`)."""
+    return cls.next_deadline is not Protocol.next_deadline
+
+
+class ProtocolTimer:
+    """The one timer a host keeps for its protocol (aioquic's adapter, in small).
+
+    Args:
+        protocol: The protocol whose :meth:`Protocol.next_deadline` it follows.
+        now: The host's clock.
+        call_at: Schedules ``callback()`` at a time of that clock and returns
+            a handle with ``cancel()`` (``loop.call_at``, or a fake clock's).
+
+    :meth:`update` runs after each input.  It arms the timer when the
+    protocol's deadline is earlier than the one armed (or none is); a later
+    or vanished deadline leaves the armed timer alone, since waking early
+    is harmless and cheaper than cancelling and re-arming on every request.
+    When the timer fires the protocol gets ``on_timer(now)`` with ``now`` no
+    earlier than the time it was armed for (an event loop may run a timer a
+    clock tick early), and the timer is armed again from ``next_deadline``.
+    """
+
+    __slots__ = ("_call_at", "_handle", "_next_deadline", "_now", "_on_timer", "_when", "closed")
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        now: Callable[[], float],
+        call_at: Callable[[float, Callable[[], None]], Any],
+    ) -> None:
+        self._next_deadline = protocol.next_deadline
+        self._on_timer = protocol.on_timer
+        self._now = now
+        self._call_at = call_at
+        self._handle: Any = None
+        self._when = 0.0
+        self.closed = False
+
+    @property
+    def armed_for(self) -> float | None:
+        """When the timer will fire, or None."""
+        return self._when if self._handle is not None else None
+
+    def update(self) -> None:
+        """Re-arm if the protocol's next deadline is earlier than the armed one."""
+        when = self._next_deadline()
+        if when is None or self.closed:
+            return
+        handle = self._handle
+        if handle is not None:
+            if when >= self._when:
+                return
+            handle.cancel()
+        self._when = when
+        self._handle = self._call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if self.closed:
+            return
+        now = self._now()
+        if now < self._when:
+            now = self._when
+        try:
+            self._on_timer(now)
+        finally:
+            self.update()
+
+    def cancel(self) -> None:
+        """Disarm for good (the socket is closing)."""
+        self.closed = True
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

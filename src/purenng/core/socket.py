@@ -19,6 +19,13 @@ Rules:
 * Pipe events (``add_pre``, ``add_post``, ``remove_post``) are plain
   callbacks on the loop; an ``add_pre`` callback may close the pipe to refuse
   it.
+* The socket is its protocol's host (:class:`~purenng.core.protocol.ProtocolHost`):
+  it feeds the protocol its inputs on the loop and, for a protocol with
+  deadlines, owns its one timer (a :class:`~purenng.core.protocol.ProtocolTimer`
+  on ``loop.call_at``), updated after each input.  Protocols without
+  deadlines are called directly, with nothing in between.  Calls that cross
+  threads (``set_option``, SUB ``subscribe``) are carried to the loop here
+  (:meth:`Socket._call_on_loop`), never by the protocol.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from .loop import _FORK_ADVICE, current_loop, forked_away, on_fork_in_child, run
 from .message import Message
 from .options import ENDPOINT_OPTIONS, SOCKET_OPTIONS, OptionSpec, validate
 from .pipe import next_id
+from .protocol import ProtocolTimer, has_timer
 from .registry import get_registry
 from .transport import ProtocolInfo
 from .url import parse_url
@@ -138,6 +146,8 @@ class Socket:
     _send_timeout: float | None
     _idle: dict[int, list[Any]]
     _idle_timer: asyncio.TimerHandle | None
+    _timer: ProtocolTimer | None
+    _pipe_message: Callable[[Pipe, bytes | bytearray], None]
 
     def __init__(
         self,
@@ -188,11 +198,19 @@ class Socket:
             recv_capacity=max(1, opts["recv_buffer"]),
             name=f"{proto_cls.name} socket {self.id}",
         )
-        d["_protocol"] = proto_cls(self, raw)
+        d["_timer"] = None
+        impl = d["_protocol"] = proto_cls(self, raw)
         # Direct references: no socket method on the per-message path.
-        self.channel.try_send = self._protocol.try_send
-        self.channel.can_send = self._protocol.can_send
-        self.channel.on_space = self._protocol.recv_space
+        d["_pipe_message"] = impl.pipe_message
+        self.channel.try_send = impl.try_send
+        self.channel.can_send = impl.can_send
+        self.channel.on_space = impl.recv_space
+        if has_timer(proto_cls):
+            # Deadlines: the inputs that may move one re-arm the one timer.
+            d["_timer"] = ProtocolTimer(impl, self.loop.time, self.loop.call_at)
+            d["_pipe_message"] = self._timed(impl.pipe_message)
+            self.channel.try_send = self._timed(impl.try_send)
+            self.channel.on_space = self._timed(impl.recv_space)
         d["closed"] = False
         _live_sockets.add(self)
         d["_recv_timeout"] = opts["recv_timeout"]
@@ -251,13 +269,11 @@ class Socket:
                 self.channel.recv_capacity = max(1, v)
             elif name in self.protocol_cls.option_specs:
                 # Applied before returning, so the next message sees it.
-                if _running_loop() is self.loop or self.loop.is_closed():
-                    self._protocol.set_option(name, v)
-                else:
-                    run_sync(self.loop, self._aset_protocol_option(name, v), "set option")
+                self._call_on_loop(self._set_protocol_option, (name, v), "set option")
 
-    async def _aset_protocol_option(self, name: str, value: Any) -> None:
+    def _set_protocol_option(self, name: str, value: Any) -> None:
         self._protocol.set_option(name, value)
+        self._update_timer()
 
     def __getattr__(self, name: str) -> Any:
         opts = self.__dict__.get("options")
@@ -272,6 +288,40 @@ class Socket:
         self._set_option(name, value)
 
     # ------------------------------------------------------------ protocol host
+
+    def now(self) -> float:
+        """The socket's clock (``loop.time()``), for protocols arming a deadline."""
+        return self.loop.time()
+
+    def _timed(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """``fn`` followed by a timer update: an input of a protocol with deadlines."""
+        timer = self._timer
+        assert timer is not None
+        update = timer.update
+
+        def timed(*args: Any) -> T:
+            try:
+                return fn(*args)
+            finally:
+                update()
+
+        return timed
+
+    def _update_timer(self) -> None:
+        """After an input that is not on the message path."""
+        timer = self._timer
+        if timer is not None:
+            timer.update()
+
+    def _call_on_loop(self, fn: Callable[..., T], args: tuple[Any, ...], what: str) -> T:
+        """Run ``fn(*args)`` on the socket's loop and return its result (any thread).
+
+        Its exception, if any, is raised here.  On the loop (or once the
+        loop is closed) it runs at once.
+        """
+        if _running_loop() is self.loop or self.loop.is_closed():
+            return fn(*args)
+        return run_sync(self.loop, _acall(fn, args), what)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the socket counter ``name``."""
@@ -331,10 +381,12 @@ class Socket:
             return False
         pipe.owner = self
         if hasattr(pipe, "attach"):
-            pipe.attach(self._protocol.pipe_message)
+            pipe.attach(self._pipe_message)
         else:
-            pipe._deliver = self._protocol.pipe_message  # type: ignore[attr-defined]
-        if not self._protocol.add_pipe(pipe):
+            pipe._deliver = self._pipe_message  # type: ignore[attr-defined]
+        accepted = self._protocol.add_pipe(pipe)
+        self._update_timer()
+        if not accepted:
             pipe.owner = None
             self.count("pipes_rejected")
             pipe.close()
@@ -395,11 +447,12 @@ class Socket:
 
     def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
         """Pipes deliver straight to the protocol; this is the fallback."""
-        self._protocol.pipe_message(pipe, payload)
+        self._pipe_message(pipe, payload)
 
     def pipe_writable(self, pipe: Pipe) -> None:
         """A pipe has room again (loop only)."""
         self._protocol.pipe_writable(pipe)
+        self._update_timer()
 
     def pipe_closed(self, pipe: Pipe) -> None:
         """A pipe that was attached is gone (loop only).
@@ -415,6 +468,7 @@ class Socket:
         self._idle.pop(pipe.id, None)
         try:
             self._protocol.remove_pipe(pipe)
+            self._update_timer()
         except Exception:
             log.exception("socket %s: protocol failed to remove pipe %s", self.id, pipe.id)
         r = self._retired
@@ -767,6 +821,8 @@ class Socket:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self.__dict__["_idle_timer"] = None
+        if self._timer is not None:
+            self._timer.cancel()
         self._idle.clear()
         self.channel.close()
         for ctx in list(self._contexts):
@@ -979,6 +1035,10 @@ async def _bridge(
             except RuntimeError:
                 pass
         raise
+
+
+async def _acall(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    return fn(*args)
 
 
 #: Seconds between two looks at the buffers while lingering.

@@ -112,8 +112,8 @@ class Bus0(Socket):
 
 
 def _sub_call(sock: Socket, what: str, topic: bytes | str) -> None:
-    """Hand a subscription change to the protocol (which runs it on its loop)."""
+    """Run a subscription change in the protocol, on the socket's loop (any thread)."""
     fn = getattr(sock._protocol, what, None)
     if fn is None:
         raise NotSupported(f"{sock.protocol_cls.name} sockets have no {what}")
-    fn(topic)
+    sock._call_on_loop(fn, (topic,), what)

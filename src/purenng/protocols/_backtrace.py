@@ -29,7 +29,10 @@ What is shared here:
 * :class:`Requester`: the asking side's receive.  Raw: the header is the
   backtrace (no hop limit, as NNG).  Cooked: the first word is an id,
   matched against the conversations outstanding; unknown ids are dropped
-  and counted, a payload shorter than 4 bytes closes the pipe.
+  and counted, a payload shorter than 4 bytes closes the pipe.  It also
+  keeps its contexts' deadlines (REQ resend, survey end) in one
+  :class:`~._deadlines.Deadlines`, reports the earliest to the host
+  (``next_deadline``) and hands the due contexts to :meth:`Requester.deadline_passed`.
 * :class:`Responder` and :class:`ResponderContext`: the answering side
   whole (REP and RESPONDENT are the same protocol with other names).
   Cooked, each receive of a context gets exactly one waiting message, on
@@ -48,6 +51,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ..core.errors import BadState, NotSupported
 from ..plugin import Message, Protocol
+from ._deadlines import Deadlines
 
 if TYPE_CHECKING:
     from collections.abc import Container, Mapping
@@ -238,6 +242,8 @@ class Requester(Protocol, Generic[C]):
         #: Cooked mode: the conversations outstanding by id, and every live context.
         self.outstanding: dict[int, C] = {}
         self.contexts: dict[C, None] = {}
+        #: Cooked mode: each context's deadline (host clock), at most one.
+        self.deadlines: Deadlines[C] = Deadlines()
         self.ids = IdAllocator(self.first_id)
         self._default: C | None = None
         if not raw:
@@ -251,6 +257,18 @@ class Requester(Protocol, Generic[C]):
     def matched(self, ctx: C, pipe: Pipe, header: bytes, body: BytesLike) -> None:
         """An answer for ``ctx`` came (``header`` is its id word)."""
         raise NotImplementedError
+
+    def deadline_passed(self, ctx: C, now: float) -> None:
+        """The deadline of ``ctx`` passed (it has none any more)."""
+        raise NotImplementedError
+
+    def next_deadline(self) -> float | None:
+        return self.deadlines.next()
+
+    def on_timer(self, now: float) -> None:
+        deadlines = self.deadlines
+        while (ctx := deadlines.pop_due(now)) is not None:
+            self.deadline_passed(ctx, now)
 
     def new_context(self, channel: Channel) -> C:
         """A context with its own conversation (cooked only, as NNG).

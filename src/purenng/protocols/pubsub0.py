@@ -60,24 +60,25 @@ made.  Delivery goes through the context's
 :class:`~purenng.core.channel.Channel`; a full queue is trimmed with
 ``Channel.drop_oldest`` instead of pausing the pipe.
 
-``subscribe``/``unsubscribe`` may be called from any thread: from outside
-the socket's loop they run on it and return once applied, so the next
-message received is filtered by the new set.
+``subscribe``/``unsubscribe`` here run on the socket's loop, like every
+other input.  Applications may call them from any thread: the socket
+(``Sub0.subscribe``) and the context (``Context.subscribe``, through
+:attr:`Sub0Context.context_methods`) carry the call to the loop and return
+once it is applied, so the next message received is filtered by the new
+set.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import BadOption, NotSupported
-from ..core.loop import run_sync
 from ..core.options import SOCKET_OPTIONS, validate
 from ..plugin import Message, OptionSpec, Protocol, boolean, hookimpl
 from ._broadcast import BroadcastProtocol, send_buffer_options
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from ..core.channel import Channel
     from ..core.message import BytesLike
@@ -119,27 +120,6 @@ def _topic_bytes(topic: Any) -> bytes:
     if isinstance(topic, bytes | bytearray | memoryview):
         return bytes(topic)
     raise BadOption(f"a topic is bytes or str, not {type(topic).__name__}")
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-async def _acall(fn: Callable[[bytes], None], arg: bytes) -> None:
-    fn(arg)
-
-
-def _on_loop(
-    loop: asyncio.AbstractEventLoop, fn: Callable[[bytes], None], arg: bytes, what: str
-) -> None:
-    """Run ``fn(arg)`` on ``loop`` and return once it has run (any thread)."""
-    if _running_loop() is loop or loop.is_closed():
-        fn(arg)
-    else:
-        run_sync(loop, _acall(fn, arg), what)
 
 
 def _starts(body: BytesLike, match: tuple[bytes, ...]) -> bool:
@@ -197,7 +177,8 @@ class Sub0Context:
         "prefer_new": _SUB_OPTIONS["prefer_new"],
         "recv_buffer": SOCKET_OPTIONS["recv_buffer"],
     }
-    #: Methods and read-only attributes the Context object exposes.
+    #: Methods and read-only attributes the Context object exposes (it
+    #: calls the methods on the socket's loop, from any thread).
     context_methods = frozenset({"subscribe", "unsubscribe", "topics"})
 
     def __init__(self, proto: Sub0Protocol, channel: Channel, prefer_new: bool) -> None:
@@ -208,7 +189,7 @@ class Sub0Context:
         #: The topics as a tuple for ``startswith``.
         self.match: tuple[bytes, ...] = ()
 
-    # -- application side (any thread) ---------------------------------------
+    # -- application side (on the loop; Context and Sub0 bring other threads) --
 
     def subscribe(self, topic: bytes | str) -> None:
         """Receive messages whose body starts with ``topic`` (b"" : everything).
@@ -218,7 +199,10 @@ class Sub0Context:
             BadOption: ``topic`` is neither bytes nor str.
         """
         self._proto.check_cooked("subscribe")
-        _on_loop(self._proto.host.loop, self._subscribe, _topic_bytes(topic), "subscribe")
+        topic = _topic_bytes(topic)
+        if topic not in self._topics:
+            self._topics.append(topic)
+            self.match = tuple(self._topics)
 
     def unsubscribe(self, topic: bytes | str) -> None:
         """Stop receiving ``topic``; queued messages that no longer match go.
@@ -229,7 +213,14 @@ class Sub0Context:
                 neither bytes nor str.
         """
         self._proto.check_cooked("unsubscribe")
-        _on_loop(self._proto.host.loop, self._unsubscribe, _topic_bytes(topic), "unsubscribe")
+        topic = _topic_bytes(topic)
+        try:
+            self._topics.remove(topic)
+        except ValueError:
+            raise BadOption(f"not subscribed to topic {topic!r}") from None
+        match = self.match = tuple(self._topics)
+        # As NNG: what is queued must still match what is subscribed.
+        self.channel.discard_queued(lambda m: _starts(m.body, match))
 
     @property
     def topics(self) -> list[bytes]:
@@ -254,24 +245,10 @@ class Sub0Context:
     def recv_buffer(self, value: int) -> None:
         self.channel.recv_capacity = max(1, validate(SOCKET_OPTIONS["recv_buffer"], value))
 
-    # -- loop side ----------------------------------------------------------
-
-    def _subscribe(self, topic: bytes) -> None:
-        if topic not in self._topics:
-            self._topics.append(topic)
-            self.match = tuple(self._topics)
-
-    def _unsubscribe(self, topic: bytes) -> None:
-        try:
-            self._topics.remove(topic)
-        except ValueError:
-            raise BadOption(f"not subscribed to topic {topic!r}") from None
-        match = self.match = tuple(self._topics)
-        # As NNG: what is queued must still match what is subscribed.
-        self.channel.discard_queued(lambda m: _starts(m.body, match))
+    # -- protocol side --------------------------------------------------------
 
     def put(self, payload: BytesLike, pipe: Pipe) -> None:
-        """Queue a received message, making room as ``prefer_new`` says (loop only)."""
+        """Queue a received message, making room as ``prefer_new`` says."""
         channel = self.channel
         if channel.recv_queued >= channel.recv_capacity:
             if not self._prefer_new:
@@ -316,7 +293,7 @@ class Sub0Protocol(Protocol):
         if self.raw:
             raise NotSupported(f"a raw sub0 socket does not filter: {what} is not supported")
 
-    # -- subscriptions of the socket (its default context), any thread -------
+    # -- subscriptions of the socket (its default context) ---------------------
 
     def subscribe(self, topic: bytes | str) -> None:
         """The socket's ``subscribe``: see :meth:`Sub0Context.subscribe`."""
@@ -337,9 +314,6 @@ class Sub0Protocol(Protocol):
         if self.raw:
             raise NotSupported("raw sub0 sockets have no contexts")
         ctx = Sub0Context(self, channel, self.default.prefer_new)
-        # This may run in any thread: an append is atomic, and a loop-side
-        # iteration in progress simply sees the new context (removal, which
-        # would upset an iteration, happens on the loop only).
         self._contexts.append(ctx)
         return ctx
 

@@ -31,7 +31,7 @@ Cooked REQ (NNG ``src/sp/protocol/reqrep0/req.c``):
   request whose pipe goes away is resent at once on another pipe (or on
   the next one to come).  Both are counted in ``resends``.  NNG checks
   resends on a 1 s tick, so its resends come up to a second late; purenng
-  keeps one timer per request and resends on time.  With resends disabled,
+  keeps a deadline per request and resends on time.  With resends disabled,
   losing the pipe fails the receive with :class:`ConnectionReset` (a waiting
   receive at once, else the next ones until the next send).
 * The reply is held by the context until a receive asks for it, so that a
@@ -75,6 +75,13 @@ message the application got.  Cooked sends never get the channel's batching
 credit (:meth:`can_send` is False) so that every send reaches ``try_send``
 while its caller waits, and a :class:`BadState` reaches the caller.
 
+Time: REQ reads no clock and arms no timer.  Writing a request with
+``resend_time`` set gives its context the deadline ``now + resend_time``
+(``now`` from the host, or the one ``on_timer`` was handed); the protocol
+reports the earliest deadline of all its contexts (``next_deadline``) and
+the socket's one timer calls ``on_timer(now)``, which resends every request
+whose deadline passed.
+
 The backtrace parsing, id allocation, the REQ receive path and all of REP
 are shared with SURVEYOR/RESPONDENT in :mod:`._backtrace`; this module keeps
 REQ's sending, resends and contexts, and the names, ids and options.
@@ -93,7 +100,6 @@ from ._backtrace import TOO_MANY_HOPS as TOO_MANY_HOPS
 from ._backtrace import Requester, Responder, backtrace_length
 
 if TYPE_CHECKING:
-    import asyncio
     from collections.abc import Mapping
 
     from ..core.channel import Channel
@@ -144,7 +150,6 @@ class _ReqContext:
         self.request: tuple[bytes, BytesLike] | None = None
         #: The pipe the request was last written to.
         self.pipe: Pipe | None = None
-        self.timer: asyncio.TimerHandle | None = None
         #: A reply not yet taken by a receive.
         self.reply: Message | None = None
         #: The message of a send waiting for a pipe (see :meth:`try_send`).
@@ -198,23 +203,25 @@ class _ReqContext:
 
     # -- protocol side ------------------------------------------------------
 
-    def transmit(self, pipe: Pipe) -> None:
-        """Write the outstanding request to ``pipe`` and arm the resend timer."""
+    def transmit(self, pipe: Pipe, now: float | None = None) -> None:
+        """Write the outstanding request to ``pipe`` and set its resend deadline.
+
+        ``now`` is the host's time if the caller has it (``on_timer``);
+        otherwise it is asked for only when a resend is due at all.
+        """
         assert self.request is not None
         header, body = self.request
         pipe.write(header, body)
+        proto = self.proto
         self.pipe = pipe
-        self.proto.by_pipe.setdefault(pipe.id, {})[self] = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.resend_time:
-            self.timer = self.proto.host.loop.call_later(self.resend_time, self._resend_due)
-
-    def _resend_due(self) -> None:
-        self.timer = None
-        if not self.closed and self.request is not None:
-            self.proto.resend(self)
+        proto.by_pipe.setdefault(pipe.id, {})[self] = None
+        resend_time = self.resend_time
+        if resend_time:
+            if now is None:
+                now = proto.host.now()
+            proto.deadlines.set(self, now + resend_time)
+        else:
+            proto.deadlines.clear(self)
 
     def detach(self) -> None:
         """Forget the pipe the request was written to."""
@@ -227,9 +234,7 @@ class _ReqContext:
 
     def reset(self) -> None:
         """Drop the outstanding request and any untaken reply."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.proto.deadlines.clear(self)
         if self.req_id:
             self.proto.outstanding.pop(self.req_id, None)
             self.req_id = 0
@@ -362,15 +367,20 @@ class Req0Protocol(Requester[_ReqContext]):
             del self.blocked[ctx]
             ctx.channel.send_ready()
 
-    def resend(self, ctx: _ReqContext) -> None:
+    def resend(self, ctx: _ReqContext, now: float | None = None) -> None:
         """Send ``ctx``'s request again, on the next ready pipe."""
         ctx.detach()
         pipe = self.pick_pipe()
         if pipe is None:
             self.resend_queue[ctx] = None
             return
-        ctx.transmit(pipe)
+        ctx.transmit(pipe, now)
         self.host.count("resends")
+
+    def deadline_passed(self, ctx: _ReqContext, now: float) -> None:
+        """``resend_time`` passed without a reply: send the request again."""
+        if not ctx.closed and ctx.request is not None:
+            self.resend(ctx, now)
 
     def alloc_id(self, ctx: _ReqContext) -> int:
         """A fresh request id (bit 31 set, low bits never 0) owned by ``ctx``."""

@@ -82,9 +82,14 @@ deadline can drop them, and a respondent context knows exactly which survey
 the application got.  Cooked sends never get the channel's batching credit
 (``can_send`` is False), so every send reaches ``try_send`` while its
 caller waits: a survey has started (and the receive state changed) before
-``send`` returns, and a :class:`~purenng.BadState` reaches the caller.  The
-survey deadline is one ``loop.call_later`` per survey, cancelled by the
-next survey or by close.
+``send`` returns, and a :class:`~purenng.BadState` reaches the caller.
+
+Time: SURVEYOR reads no clock and arms no timer.  Starting a survey with
+``survey_time`` set gives its context the deadline ``now + survey_time``
+(``now`` from the host); a new survey or close replaces or clears it.  The
+protocol reports the earliest deadline of all its contexts
+(``next_deadline``) and the socket's one timer calls ``on_timer(now)``,
+which ends every survey whose deadline passed.
 
 The backtrace parsing, id allocation, per-pipe queues, the SURVEYOR receive
 path and all of RESPONDENT are shared with REQ/REP in :mod:`._backtrace`;
@@ -105,7 +110,6 @@ from ._backtrace import TOO_MANY_HOPS as TOO_MANY_HOPS
 from ._backtrace import Requester, Responder, SendQueues, backtrace_length
 
 if TYPE_CHECKING:
-    import asyncio
     from collections.abc import Mapping
 
     from ..core.channel import Channel
@@ -176,9 +180,8 @@ class _SurveyContext:
         self.channel = channel
         self.survey_time: float | None = proto.host.options.get("survey_time", SURVEY_TIME)
         self.closed = False
-        #: The running survey's id (0: none) and its deadline timer.
+        #: The running survey's id (0: none); its deadline is in proto.deadlines.
         self.survey_id = 0
-        self.timer: asyncio.TimerHandle | None = None
         #: Responses received and not yet asked for.
         self.held: deque[Message] = deque()
         channel.recv_error = _no_survey()
@@ -212,10 +215,8 @@ class _SurveyContext:
     # -- protocol side ------------------------------------------------------
 
     def end(self) -> None:
-        """Forget the running survey: its id, timer and unread responses."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        """Forget the running survey: its id, deadline and unread responses."""
+        self.proto.deadlines.clear(self)
         if self.survey_id:
             self.proto.outstanding.pop(self.survey_id, None)
             self.survey_id = 0
@@ -233,13 +234,11 @@ class _SurveyContext:
         self.proto.outstanding[survey_id] = self
         ch.recv_error = None
         if self.survey_time is not None:
-            self.timer = self.proto.host.loop.call_later(self.survey_time, self.expire, survey_id)
+            proto = self.proto
+            proto.deadlines.set(self, proto.host.now() + self.survey_time)
 
-    def expire(self, survey_id: int) -> None:
-        """The deadline of survey ``survey_id`` passed."""
-        if survey_id != self.survey_id:
-            return
-        self.timer = None
+    def expire(self) -> None:
+        """The deadline of the running survey passed."""
         self.end()
         ch = self.channel
         # recv_error first: a receive that raced this sees it (or recv_wait).
@@ -313,6 +312,9 @@ class Surveyor0Protocol(Requester[_SurveyContext]):
 
     def matched(self, ctx: _SurveyContext, pipe: Pipe, header: bytes, body: BytesLike) -> None:
         ctx.got_response(Message(body, header, pipe))
+
+    def deadline_passed(self, ctx: _SurveyContext, now: float) -> None:
+        ctx.expire()
 
     # ------------------------------------------------------------ options
 

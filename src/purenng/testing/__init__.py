@@ -8,6 +8,9 @@
 * :class:`FaultProxy`: a tcp/ipc proxy that delays, splits, stalls,
   corrupts and cuts the bytes between two peers, for fault-injection tests
   (:mod:`purenng.testing.faultproxy`).
+* :class:`FakeProtocolHost`, :class:`FakeClock`, :class:`FakePipe`: drive a
+  protocol (built-in or third-party) by hand, with fake pipes and a fake
+  clock, no loop, no socket and no sleep (:mod:`purenng.testing.protocol_host`).
 * :func:`make_dev_certs`: a throwaway CA with server and client
   certificates for TLS tests (:mod:`purenng.testing.certs`, needs
   ``cryptography``).
@@ -42,6 +45,10 @@ _LAZY: dict[str, str] = {
     "snapshot_resources": "purenng.testing.leaks",
     "FaultProxy": "purenng.testing.faultproxy",
     "ProxyStats": "purenng.testing.faultproxy",
+    "FakeClock": "purenng.testing.protocol_host",
+    "FakeContext": "purenng.testing.protocol_host",
+    "FakePipe": "purenng.testing.protocol_host",
+    "FakeProtocolHost": "purenng.testing.protocol_host",
     "DevCerts": "purenng.testing.certs",
     "make_dev_certs": "purenng.testing.certs",
 }
@@ -51,6 +58,10 @@ __all__ = [
     "ConformanceError",
     "ConformanceReport",
     "DevCerts",
+    "FakeClock",
+    "FakeContext",
+    "FakePipe",
+    "FakeProtocolHost",
     "FaultProxy",
     "LeakError",
     "Leaks",
@@ -104,3 +115,7 @@ if TYPE_CHECKING:
     from .leaks import find_leaks as find_leaks
     from .leaks import no_leaks as no_leaks
     from .leaks import snapshot_resources as snapshot_resources
+    from .protocol_host import FakeClock as FakeClock
+    from .protocol_host import FakeContext as FakeContext
+    from .protocol_host import FakePipe as FakePipe
+    from .protocol_host import FakeProtocolHost as FakeProtocolHost
