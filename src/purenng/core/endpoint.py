@@ -248,11 +248,17 @@ class Dialer:
             run_sync(self.socket.loop, self.aclose(), "close")
             return
         self.closed = True
+        if self.socket.loop.is_closed():  # nothing runs there any more: only forget
+            self._forget()
+            return
         task = self._task
         if task is not None and not task.done():
             task.cancel()
         if self.pipe is not None:
             self.pipe.close()
+        self._forget()
+
+    def _forget(self) -> None:
         self.socket._forget_dialer(self)
 
     async def aclose(self) -> None:
@@ -491,6 +497,9 @@ class Listener:
             run_sync(self.socket.loop, self.aclose(), "close")
             return
         self.closed = True
+        if self.socket.loop.is_closed():  # nothing runs there any more: only forget
+            self._forget()
+            return
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self._stream_listener is not None:
@@ -503,6 +512,9 @@ class Listener:
         if self._limit is not None:
             self.socket.remove_pipe_event(self._pipe_removed)
             self._slots.clear()
+        self._forget()
+
+    def _forget(self) -> None:
         self.socket._forget_listener(self)
 
     async def aclose(self) -> None:
