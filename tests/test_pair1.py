@@ -1,8 +1,10 @@
 """PAIR v1: identity, hop word on the wire, TTL, malformed input, raw and polyamorous modes.
 
 purenng against itself and against a plain TCP socket that speaks SP by hand
-(wire-protocols.md §1.2-§1.4, §4 items 1-3).  Interop with real NNG lives in
-tests/interop/.
+(wire-protocols.md §1.2-§1.4, §4 items 1-3).  Hop counting is tested on the
+protocol alone, with a fake host (no socket, no waiting); one end-to-end
+test checks it through real sockets and a raw device.  Interop with real
+NNG lives in tests/interop/.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import purenng
 from purenng import Message
 from purenng.core.errors import BadOption, BadState, ProtocolError, Timeout, TryAgain
 from purenng.protocols.pair1 import Pair1Protocol
+from purenng.testing import FakeProtocolHost
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -282,29 +285,54 @@ def test_large_message_body(mono: purenng.Socket) -> None:
 # ------------------------------------------------------------------ TTL
 
 
-def test_ttl_drop_keeps_pipe(mono: purenng.Socket) -> None:
-    peer = RawSP.connect(port_of(mono))
-    try:
-        peer.send(hop(8) + b"at the limit", hop(9) + b"over", hop(1) + b"after")
-        assert mono.recv() == b"at the limit"
-        assert mono.recv() == b"after"
-        with pytest.raises(TryAgain):
-            mono.recv(block=False)
-        assert mono.stats()["drops"] == 1
-        assert len(mono.pipes) == 1
-        # A lower limit set at run time applies to the next messages.
-        mono.ttl_max = 3
-        peer.send(hop(3) + b"three", hop(4) + b"four", hop(2) + b"two")
-        assert mono.recv() == b"three"
-        assert mono.recv() == b"two"
-        assert mono.stats()["drops"] == 2
-        assert mono.stats()["protocol_errors"] == 0
-    finally:
-        peer.close()
+def test_ttl_drop_keeps_pipe() -> None:
+    pair = FakeProtocolHost(Pair1Protocol)
+    pipe = pair.add_pipe()
+    for payload in (hop(8) + b"at the limit", hop(9) + b"over", hop(1) + b"after"):
+        pipe.receive(payload)
+    assert pair.recv_all() == [b"at the limit", b"after"]
+    assert pair.counters["drops"] == 1
+    assert pipe.accepted
+    assert not pipe.closed
+    # A lower limit set at run time applies to the next messages.
+    pair.set_option("ttl_max", 3)
+    for payload in (hop(3) + b"three", hop(4) + b"four", hop(2) + b"two"):
+        pipe.receive(payload)
+    assert pair.recv_all() == [b"three", b"two"]
+    assert pair.counters["drops"] == 2
+    assert pair.counters["protocol_errors"] == 0
+
+
+@pytest.mark.parametrize("poly", [False, True])
+@pytest.mark.parametrize("ttl", range(1, 16))
+def test_ttl_max_is_the_largest_hop_count_kept(ttl: int, poly: bool) -> None:
+    pair = FakeProtocolHost(Pair1Protocol, ttl_max=ttl, polyamorous=poly)
+    pipe = pair.add_pipe()
+    pipe.receive(hop(ttl + 1) + b"over")
+    pipe.receive(hop(ttl) + b"kept")
+    pipe.receive(hop(0) + b"zero")  # mangos sends 0: accepted
+    got = [pair.recv(), pair.recv()]
+    assert [(m.bytes, bytes(m.header)) for m in got] == [(b"kept", hop(ttl)), (b"zero", hop(0))]
+    assert pair.counters["drops"] == 1
+    assert not pipe.closed
+
+
+def test_hop_count_goes_up_by_one_per_send() -> None:
+    cooked = FakeProtocolHost(Pair1Protocol)
+    raw = FakeProtocolHost(Pair1Protocol, raw=True)
+    cpipe, rpipe = cooked.add_pipe(), raw.add_pipe()
+    cooked.send(b"first hop")
+    assert cpipe.take() == [hop(1) + b"first hop"]
+    for n in (0, 1, 7, 0xFE):
+        raw.send(b"fwd", header=hop(n))
+        assert rpipe.take() == [hop(n + 1) + b"fwd"]
+    with pytest.raises(ProtocolError):
+        raw.send(b"no room", header=hop(0xFF))
+    assert rpipe.take() == []
 
 
 def test_ttl_forwarded_through_raw_devices(mono: purenng.Socket) -> None:
-    """Each raw hop adds one; past ttl_max the receiver drops the message."""
+    """End to end: each raw hop adds one; past ttl_max the receiver drops the message."""
     with purenng.Pair1(
         raw=True, dial=mono.listeners[0].url, recv_timeout=LONG, send_timeout=LONG
     ) as dev:

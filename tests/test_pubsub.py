@@ -21,6 +21,7 @@ from purenng.protocols.pubsub0 import (
     Pub0Protocol,
     Sub0Protocol,
 )
+from purenng.testing import FakeProtocolHost
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -629,6 +630,44 @@ def test_subscribe_from_many_threads(pubsub: tuple[purenng.Pub0, purenng.Sub0]) 
     for t in topics:
         pub.send(t)
     assert sorted(sub.recv() for _ in topics) == topics
+
+
+def test_context_subscribe_from_many_threads(
+    pubsub: tuple[purenng.Pub0, purenng.Sub0],
+) -> None:
+    pub, sub = pubsub
+    topics = [b"c%02d" % i for i in range(20)]
+    with sub.new_context() as ctx:
+        threads = [threading.Thread(target=ctx.subscribe, args=(t,)) for t in topics]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(LONG)
+        assert sorted(ctx.topics) == topics
+        for t in topics:
+            pub.send(t)
+        assert sorted(ctx.recv() for _ in topics) == topics
+
+
+def test_sub_protocol_alone_filters_per_context() -> None:
+    """The protocol with a fake host: subscriptions are plain inputs, no loop involved."""
+    sub = FakeProtocolHost(Sub0Protocol, recv_buffer=2)
+    ctx = sub.new_context()
+    pipe = sub.add_pipe()
+    sub.call("subscribe", b"a")
+    ctx.subscribe("b")
+    for body in (b"a1", b"b1", b"c1", b"a2", b"a3"):
+        pipe.receive(body)
+    assert sub.recv_all() == [b"a2", b"a3"]  # prefer_new: the oldest went
+    assert ctx.recv_all() == [b"b1"]
+    assert sub.counters["drops"] == 1
+    assert not pipe.paused  # SUB never pushes back
+    with pytest.raises(BadOption):
+        sub.call("unsubscribe", b"zzz")
+    assert pipe.written == []  # SUB never writes
+    raw = FakeProtocolHost(Sub0Protocol, raw=True)
+    with pytest.raises(NotSupported):
+        raw.call("subscribe", b"")
 
 
 @pytest.mark.slow

@@ -1,8 +1,11 @@
 """REQ/REP v0: identity, exchange, state errors, resends, contexts, TTL, garbage, raw mode.
 
 purenng against itself and against a plain TCP socket that speaks SP by hand
-(wire-protocols.md §1.2-§1.5, §4 items 3 and 15).  Interop with real NNG
-lives in tests/interop/test_nng_reqrep.py.
+(wire-protocols.md §1.2-§1.5, §4 items 3 and 15).  Resend timing and hop
+counting are tested on the protocols alone, with a fake host and a fake
+clock (no socket, no sleep); one end-to-end test of each checks the
+socket's wiring.  Interop with real NNG lives in
+tests/interop/test_nng_reqrep.py.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import socket
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -33,6 +36,7 @@ from purenng.protocols.reqrep0 import (
     Req0Protocol,
     backtrace_length,
 )
+from purenng.testing import FakePipe, FakeProtocolHost
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -391,6 +395,7 @@ def test_stale_and_unknown_replies_are_dropped(raw_rep: RawListener) -> None:
 
 
 def test_resend_after_resend_time() -> None:
+    """End to end: the socket's timer drives the protocol's resend."""
     with (
         purenng.Rep0(listen=TCP, recv_timeout=LONG) as rep,
         purenng.Req0(recv_timeout=LONG, resend_time=0.2) as req,
@@ -404,36 +409,145 @@ def test_resend_after_resend_time() -> None:
         assert req.stats()["resends"] >= 1
 
 
+def fake_req(**options: Any) -> tuple[FakeProtocolHost, FakePipe]:
+    req = FakeProtocolHost(Req0Protocol, **options)
+    return req, req.add_pipe()
+
+
+def test_fake_resend_exactly_at_resend_time() -> None:
+    req, pipe = fake_req(resend_time=5.0)
+    req.send(b"again?")
+    (first,) = pipe.take()
+    assert first[4:] == b"again?"
+    assert req.next_deadline == 5.0
+    req.advance(4.999)
+    assert pipe.take() == []
+    req.advance(0.001)
+    assert pipe.take() == [first]  # the same id and body
+    assert req.counters["resends"] == 1
+    req.advance(5.0)
+    assert pipe.take() == [first]
+    assert req.counters["resends"] == 2
+    pipe.receive(first[:4] + b"yes")
+    assert req.recv().bytes == b"yes"
+    assert req.next_deadline is None
+    req.advance(600.0)
+    assert pipe.take() == []  # answered: no more resends
+    assert req.counters["resends"] == 2
+
+
 def test_no_resend_before_resend_time() -> None:
-    with (
-        purenng.Rep0(listen=TCP, recv_timeout=0.3) as rep,
-        purenng.Req0(recv_timeout=LONG) as req,
-    ):
-        req.dial(url_of(rep), block=True)
-        req.send(b"once")
-        assert rep.recv() == b"once"
-        with pytest.raises(Timeout):
-            rep.recv()
+    req, pipe = fake_req()  # the default, 60 s
+    req.send(b"once")
+    assert len(pipe.take()) == 1
+    req.advance(59.999)
+    assert pipe.take() == []
+    assert req.counters["resends"] == 0
+    req.advance(0.001)
+    assert len(pipe.take()) == 1
+
+
+@pytest.mark.parametrize("value", [None, 0])
+def test_resend_time_off_never_resends(value: float | None) -> None:
+    req, pipe = fake_req(resend_time=value)
+    req.send(b"q")
+    assert len(pipe.take()) == 1
+    assert req.next_deadline is None
+    req.advance(3600.0)
+    assert pipe.take() == []
+    assert req.clock.pending == []
 
 
 def test_context_resend_time() -> None:
-    with (
-        purenng.Rep0(listen=TCP, recv_timeout=LONG) as rep,
-        purenng.Req0(recv_timeout=LONG) as req,
-    ):
-        req.dial(url_of(rep), block=True)
-        ctx = req.new_context()
-        assert ctx.resend_time == 60.0
-        with pytest.raises(BadOption):
-            ctx.resend_time = "soon"
-        ctx.resend_time = 0.2
-        assert ctx.resend_time == 0.2
-        ctx.send(b"ctx")
-        assert rep.recv() == b"ctx"
-        assert rep.recv() == b"ctx"
-        rep.send(b"done")
-        assert ctx.recv() == b"done"
-        ctx.close()
+    req, pipe = fake_req()
+    ctx = req.new_context()
+    assert ctx.resend_time == 60.0
+    with pytest.raises(BadOption):
+        ctx.resend_time = "soon"
+    ctx.resend_time = 0.2
+    assert ctx.resend_time == 0.2
+    assert req.options["resend_time"] == 60.0  # the socket's own is unchanged
+    ctx.send(b"ctx")
+    req.send(b"sock")
+    ctx_request, sock_request = pipe.take()
+    req.advance(0.2)
+    assert pipe.take() == [ctx_request]  # only the context's request
+    pipe.receive(ctx_request[:4] + b"done")
+    assert ctx.recv().bytes == b"done"
+    req.advance(59.8)
+    assert pipe.take() == [sock_request]
+    ctx.close()
+
+
+def test_resend_time_change_applies_from_the_next_write() -> None:
+    req, pipe = fake_req(resend_time=10.0)
+    req.send(b"a")
+    pipe.take()
+    req.set_option("resend_time", 1.0)
+    req.advance(9.999)
+    assert pipe.take() == []  # written with 10 s: that deadline stands
+    req.advance(0.001)
+    assert len(pipe.take()) == 1  # resent at 10 s, now with 1 s
+    req.advance(1.0)
+    assert len(pipe.take()) == 1
+
+
+def test_resend_waits_for_a_pipe_and_restarts_its_deadline() -> None:
+    req = FakeProtocolHost(Req0Protocol, resend_time=5.0)
+    p1 = req.add_pipe()
+    req.send(b"job")
+    (job,) = p1.take()
+    req.advance(1.0)
+    p1.close()  # resent at once, but there is no other pipe yet
+    assert req.counters["resends"] == 0
+    p2 = req.add_pipe()
+    assert p2.take() == [job]
+    assert req.counters["resends"] == 1
+    req.advance(4.999)  # 5 s after the resend, not after the first write
+    assert p2.take() == []
+    req.advance(0.001)
+    assert p2.take() == [job]
+
+
+def test_resend_to_a_full_pipe_waits_for_room() -> None:
+    req, pipe = fake_req(resend_time=1.0)
+    req.send(b"r")
+    (request,) = pipe.take()
+    pipe.set_writable(False)
+    req.advance(1.0)
+    assert pipe.take() == []
+    assert req.counters["resends"] == 0
+    pipe.set_writable(True)
+    assert pipe.take() == [request]
+    assert req.counters["resends"] == 1
+
+
+def test_many_contexts_resend_in_deadline_order_on_one_timer() -> None:
+    req, pipe = fake_req()
+    ctxs = [req.new_context() for _ in range(50)]
+    resend = {i: 10.0 + (7 * i % 50) / 10 for i in range(50)}  # 10.0 .. 14.9, shuffled
+    for i, ctx in enumerate(ctxs):
+        ctx.resend_time = resend[i]
+        ctx.send(b"%d" % i)
+        assert len(req.clock.pending) == 1  # one timer for the protocol, contexts included
+    assert len(pipe.take()) == 50
+    # Half of them answered (and closed) before their deadline: never resent.
+    for i in range(0, 50, 2):
+        ctxs[i].close()
+    req.advance(15.0)
+    resent = [int(p[4:]) for p in pipe.take()]
+    assert resent == sorted(range(1, 50, 2), key=resend.__getitem__)
+    assert req.counters["resends"] == 25
+    assert len(req.clock.pending) == 1
+
+
+def test_closed_protocol_arms_nothing() -> None:
+    req, pipe = fake_req(resend_time=1.0)
+    req.send(b"x")
+    assert len(pipe.take()) == 1
+    req.close()
+    assert req.advance(10.0) == 0
+    assert pipe.take() == []
 
 
 def test_resend_on_pipe_loss() -> None:
@@ -620,6 +734,7 @@ def test_reply_to_a_departed_requester_is_dropped() -> None:
 
 
 def test_ttl_drop() -> None:
+    """End to end: hop counting on a real socket, and ttl_max set at run time."""
     with (
         purenng.Rep0(listen=TCP, recv_timeout=LONG) as rep,
         purenng.Req0(raw=True) as xreq,
@@ -639,6 +754,56 @@ def test_ttl_drop() -> None:
         xreq.send_msg(Message(b"three", three))
         assert rep.recv() == b"three"
         wait_for(lambda: rep.stats()["ttl_drops"] == 2)
+
+
+def hops(n: int) -> bytes:
+    """A backtrace of ``n`` words: ``n - 1`` device hops, then the request id."""
+    return b"".join(word(i) for i in range(1, n)) + word(0x80000001)
+
+
+@pytest.mark.parametrize("ttl", range(1, 16))
+def test_rep_ttl_max_counts_hops(ttl: int) -> None:
+    rep = FakeProtocolHost(Rep0Protocol, ttl_max=ttl)
+    pipe = rep.add_pipe()
+    pipe.receive(hops(ttl + 1) + b"over")  # dropped, the pipe kept
+    pipe.receive(hops(ttl) + b"at the limit")
+    assert rep.recv().bytes == b"at the limit"
+    rep.send(b"reply")
+    assert pipe.take() == [hops(ttl) + b"reply"]  # the whole backtrace goes back
+    assert rep.counters["ttl_drops"] == 1
+    assert rep.counters["drops"] == 1
+    assert not rep.rejected
+    assert not pipe.closed
+
+
+def test_rep_ttl_max_change_applies_to_the_next_request() -> None:
+    rep = FakeProtocolHost(Rep0Protocol)
+    pipe = rep.add_pipe()
+    pipe.receive(hops(8) + b"eight")
+    assert rep.recv().bytes == b"eight"
+    rep.set_option("ttl_max", 3)
+    pipe.receive(hops(4) + b"four")
+    pipe.receive(hops(3) + b"three")
+    assert rep.recv().bytes == b"three"
+    assert rep.counters["ttl_drops"] == 1
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_rep_malformed_backtrace_closes_the_pipe(raw: bool) -> None:
+    rep = FakeProtocolHost(Rep0Protocol, raw=raw)
+    pipe = rep.add_pipe()
+    pipe.receive(word(1) + b"hi")  # no word with bit 31 before the end
+    assert pipe.closed
+    assert rep.rejected == [(pipe, "malformed REQ request: no end of backtrace")]
+    assert rep.counters["protocol_errors"] == 1
+
+
+def test_raw_req_has_no_hop_limit() -> None:
+    xreq = FakeProtocolHost(Req0Protocol, raw=True)
+    pipe = xreq.add_pipe()
+    pipe.receive(hops(40) + b"far")
+    msg = xreq.recv()
+    assert (msg.bytes, bytes(msg.header)) == (b"far", hops(40))
 
 
 def test_malformed_backtrace_closes_the_pipe_only() -> None:

@@ -1,8 +1,11 @@
 """SURVEYOR/RESPONDENT v0: identity, deadlines, stale responses, contexts, TTL, raw mode.
 
 purenng against itself (inproc and tcp) and against a plain TCP socket that
-speaks SP by hand (wire-protocols.md §1.2-§1.5, §4 item 14).  Interop with
-real NNG and nanomsg lives in tests/interop/test_nng_survey.py.
+speaks SP by hand (wire-protocols.md §1.2-§1.5, §4 item 14).  Survey
+deadlines are tested on the protocol alone, with a fake host and a fake
+clock (no socket, no sleep); one end-to-end test checks the socket's timer
+wiring.  Interop with real NNG and nanomsg lives in
+tests/interop/test_nng_survey.py.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import struct
 import threading
 import time
 import tracemalloc
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,6 +32,7 @@ from purenng.protocols.survey0 import (
     Surveyor0Protocol,
     backtrace_length,
 )
+from purenng.testing import FakePipe, FakeProtocolHost
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -170,6 +174,7 @@ def test_backtrace_length() -> None:
 
 
 def test_three_respondents_then_timeout_then_badstate(purenng_inproc_url: str) -> None:
+    """End to end: the socket's timer ends the survey."""
     with purenng.Surveyor0(listen=purenng_inproc_url, survey_time=0.3, recv_timeout=LONG) as s:
         rs = [purenng.Respondent0(dial=purenng_inproc_url, recv_timeout=LONG) for _ in range(3)]
         try:
@@ -233,51 +238,87 @@ def test_survey_ids_differ_and_have_the_high_bit(purenng_inproc_url: str) -> Non
         assert len(set(seen)) == 5
 
 
+def fake_surveyor(pipes: int = 1, **options: Any) -> tuple[FakeProtocolHost, list[FakePipe]]:
+    s = FakeProtocolHost(Surveyor0Protocol, **options)
+    return s, [s.add_pipe() for _ in range(pipes)]
+
+
 def test_no_pipes_send_succeeds_and_times_out() -> None:
-    with purenng.Surveyor0(survey_time=0.05, recv_timeout=LONG) as s:
-        s.send(b"anyone?", block=False)
-        with pytest.raises(Timeout):
-            s.recv()
-        with pytest.raises(BadState):
-            s.recv()
+    s, _ = fake_surveyor(0, survey_time=0.05)
+    s.send(b"anyone?")
+    waiting = s.recv_later()
+    s.advance(0.049)
+    assert not waiting.done()
+    s.advance(0.001)
+    with pytest.raises(Timeout):
+        waiting.result(0)
+    with pytest.raises(BadState):
+        s.recv()
 
 
-def test_survey_time_none_never_expires(purenng_inproc_url: str) -> None:
-    with (
-        purenng.Surveyor0(listen=purenng_inproc_url, survey_time=None, recv_timeout=0.2) as s,
-        purenng.Respondent0(dial=purenng_inproc_url, recv_timeout=LONG) as r,
-    ):
-        connected(s, 1)
-        s.send(b"q")
-        with pytest.raises(Timeout):
-            s.recv()  # recv_timeout, not a deadline: the survey goes on
-        r.send(r.recv() + b"!")
-        assert s.recv() == b"q!"
+def test_deadline_is_exact_and_responses_before_it_count() -> None:
+    s, (pipe,) = fake_surveyor(survey_time=1.0)
+    s.send(b"q")
+    (survey,) = pipe.take()
+    assert survey[0] & 0x80
+    assert survey[4:] == b"q"
+    s.advance(0.999)
+    pipe.receive(survey[:4] + b"just in time")
+    m = s.recv()
+    assert (m.bytes, bytes(m.header), m.pipe) == (b"just in time", survey[:4], pipe)
+    waiting = s.recv_later()
+    s.advance(0.001)
+    with pytest.raises(Timeout):
+        waiting.result(0)
+    pipe.receive(survey[:4] + b"too late")
+    with pytest.raises(BadState):
+        s.recv()
+    assert s.counters["stale_responses"] == 1
 
 
-def test_late_response_is_dropped_and_never_reaches_the_next_survey(
-    purenng_inproc_url: str,
-) -> None:
-    with (
-        purenng.Surveyor0(listen=purenng_inproc_url, survey_time=0.1, recv_timeout=LONG) as s,
-        purenng.Respondent0(dial=purenng_inproc_url, recv_timeout=LONG) as r,
-    ):
-        connected(s, 1)
-        s.send(b"first")
-        assert r.recv() == b"first"
-        with pytest.raises(Timeout):
-            s.recv()
-        r.send(b"late answer to first")
-        wait_for(lambda: stat(s, "stale_responses") == 1)
-        assert stat(s, "drops") >= 1
-        s.survey_time = LONG
-        s.send(b"second")
-        assert r.recv() == b"second"
-        r.send(b"answer to second")
-        assert s.recv() == b"answer to second"
-        s.recv_timeout = 0.1
-        with pytest.raises(Timeout):
-            s.recv()  # nothing else came through, the late answer least of all
+def test_survey_time_none_never_expires() -> None:
+    s, (pipe,) = fake_surveyor(survey_time=None)
+    s.send(b"q")
+    (survey,) = pipe.take()
+    assert s.next_deadline is None
+    s.advance(3600.0)
+    with pytest.raises(TryAgain):
+        s.recv()  # nothing yet, and the survey goes on
+    pipe.receive(survey[:4] + b"q!")
+    assert s.recv().bytes == b"q!"
+
+
+def test_unread_responses_go_at_the_deadline() -> None:
+    s, (pipe,) = fake_surveyor(survey_time=1.0)
+    s.send(b"q")
+    (survey,) = pipe.take()
+    pipe.receive(survey[:4] + b"a")
+    pipe.receive(survey[:4] + b"b")  # neither received by the application
+    s.advance(1.0)
+    with pytest.raises(BadState):
+        s.recv()
+    assert s.counters["drops"] == 2
+
+
+def test_late_response_is_dropped_and_never_reaches_the_next_survey() -> None:
+    s, (pipe,) = fake_surveyor(survey_time=0.1)
+    s.send(b"first")
+    (first,) = pipe.take()
+    waiting = s.recv_later()
+    s.advance(0.1)
+    with pytest.raises(Timeout):
+        waiting.result(0)
+    pipe.receive(first[:4] + b"late answer to first")
+    assert s.counters["stale_responses"] == 1
+    assert s.counters["drops"] == 1
+    s.set_option("survey_time", 10.0)
+    s.send(b"second")
+    (second,) = pipe.take()
+    assert second[:4] != first[:4]
+    pipe.receive(second[:4] + b"answer to second")
+    assert s.recv().bytes == b"answer to second"
+    with pytest.raises(TryAgain):
+        s.recv()  # nothing else came through, the late answer least of all
 
 
 def test_new_survey_cancels_the_old_one(purenng_inproc_url: str) -> None:
@@ -320,15 +361,17 @@ async def test_new_survey_fails_a_waiting_receive() -> None:
             await waiting
 
 
-async def test_deadline_fails_a_waiting_async_receive() -> None:
-    async with purenng.Surveyor0(survey_time=0.05, recv_timeout=LONG) as s:
-        await s.asend(b"one")
-        t0 = time.monotonic()
-        with pytest.raises(Timeout):
-            await s.arecv()
-        assert time.monotonic() - t0 < LONG
-        with pytest.raises(BadState):
-            await s.arecv()
+def test_new_survey_restarts_the_deadline() -> None:
+    s, _ = fake_surveyor(survey_time=1.0)
+    s.send(b"one")
+    s.advance(0.9)
+    s.send(b"two")  # cancels "one" and its deadline
+    waiting = s.recv_later()
+    s.advance(0.9)
+    assert not waiting.done()
+    s.advance(0.1)
+    with pytest.raises(Timeout):
+        waiting.result(0)
 
 
 def test_blocking_receives_always_end_at_the_deadline() -> None:
@@ -431,7 +474,7 @@ async def test_respondent_async_exchange_over_tcp() -> None:
 
 async def test_twenty_concurrent_surveys_on_contexts(purenng_inproc_url: str) -> None:
     async with purenng.Surveyor0(
-        listen=purenng_inproc_url, survey_time=2.0, recv_timeout=LONG
+        listen=purenng_inproc_url, survey_time=LONG, recv_timeout=LONG
     ) as s:
         rs = [purenng.Respondent0(dial=purenng_inproc_url, recv_timeout=LONG) for _ in range(3)]
         try:
@@ -453,8 +496,7 @@ async def test_twenty_concurrent_surveys_on_contexts(purenng_inproc_url: str) ->
                 ctx = ctxs[i]
                 await ctx.asend(b"survey %d" % i)
                 got = [await ctx.arecv() for _ in range(3)]
-                with pytest.raises(Timeout):
-                    await ctx.arecv()
+                # The deadlines: test_twenty_context_deadlines_on_one_timer.
                 return sorted(got)
 
             try:
@@ -471,32 +513,55 @@ async def test_twenty_concurrent_surveys_on_contexts(purenng_inproc_url: str) ->
                 await r.aclose()
 
 
-def test_context_survey_time_is_per_context(purenng_inproc_url: str) -> None:
-    with (
-        purenng.Surveyor0(listen=purenng_inproc_url, survey_time=LONG, recv_timeout=LONG) as s,
-        purenng.Respondent0(dial=purenng_inproc_url, recv_timeout=LONG) as r,
-    ):
-        connected(s, 1)
-        short, long_ = s.new_context(), s.new_context()
-        assert short.survey_time == LONG  # inherited from the socket
-        short.survey_time = 0.05
-        assert short.survey_time == 0.05
-        assert long_.survey_time == LONG
-        assert s.survey_time == LONG
-        with pytest.raises(BadOption):
-            short.survey_time = -1
-        short.send(b"short")
-        long_.send(b"long")
+def test_context_survey_time_is_per_context() -> None:
+    s, (pipe,) = fake_surveyor(survey_time=10.0)
+    short, long_ = s.new_context(), s.new_context()
+    assert short.survey_time == 10.0  # inherited from the socket
+    short.survey_time = 0.05
+    assert short.survey_time == 0.05
+    assert long_.survey_time == 10.0
+    assert s.options["survey_time"] == 10.0
+    with pytest.raises(BadOption):
+        short.survey_time = -1
+    short.send(b"short")
+    long_.send(b"long")
+    short_survey, long_survey = pipe.take()
+    waiting = short.recv_later()
+    s.advance(0.05)
+    with pytest.raises(Timeout):
+        waiting.result(0)
+    with pytest.raises(BadState):
+        short.recv()
+    pipe.receive(short_survey[:4] + b"short!")
+    pipe.receive(long_survey[:4] + b"long!")
+    assert long_.recv().bytes == b"long!"
+    assert s.counters["stale_responses"] == 1
+    s.advance(9.95)
+    with pytest.raises(BadState):
+        long_.recv()
+
+
+def test_twenty_context_deadlines_on_one_timer() -> None:
+    s, pipes = fake_surveyor(3)
+    ctxs = [s.new_context() for _ in range(20)]
+    waits = []
+    for i, ctx in enumerate(ctxs):
+        ctx.survey_time = 1.0 + i / 100
+        ctx.send(b"survey %d" % i)
+        assert len(s.clock.pending) == 1  # one timer for the protocol, contexts included
+    for k, pipe in enumerate(pipes):
+        for survey in pipe.take():
+            pipe.receive(survey[:4] + survey[4:] + b" by r%d" % k)
+    for i, ctx in enumerate(ctxs):
+        assert sorted(ctx.recv_all()) == [b"survey %d by r%d" % (i, k) for k in range(3)]
+        waits.append(ctx.recv_later())
+    s.advance(1.095)
+    assert [w.done() for w in waits] == [True] * 10 + [False] * 10
+    s.advance(0.1)
+    for w in waits:
         with pytest.raises(Timeout):
-            short.recv()
-        with pytest.raises(BadState):
-            short.recv()
-        for _ in range(2):
-            r.send(r.recv() + b"!")
-        assert long_.recv() == b"long!"
-        wait_for(lambda: stat(s, "stale_responses") == 1)
-        with pytest.raises(BadState):
-            short.recv()
+            w.result(0)
+    assert s.counters["stale_responses"] == 0
 
 
 def test_context_recv_before_survey_and_close(purenng_inproc_url: str) -> None:
@@ -588,6 +653,24 @@ def test_respondent_ttl_drop_keeps_the_pipe() -> None:
             assert r.recv() == b"four hops ok now"
         finally:
             peer.close()
+
+
+@pytest.mark.parametrize("ttl", range(1, 16))
+def test_respondent_ttl_max_counts_hops(ttl: int) -> None:
+    r = FakeProtocolHost(Respondent0Protocol, ttl_max=ttl)
+    pipe = r.add_pipe()
+    end = word(0x80000007)
+
+    def backtrace(n: int) -> bytes:
+        return b"".join(word(i) for i in range(1, n)) + end
+
+    pipe.receive(backtrace(ttl + 1) + b"over")
+    pipe.receive(backtrace(ttl) + b"at the limit")
+    assert r.recv().bytes == b"at the limit"
+    r.send(b"reply")
+    assert pipe.take() == [backtrace(ttl) + b"reply"]
+    assert (r.counters["ttl_drops"], r.counters["drops"]) == (1, 1)
+    assert not pipe.closed
 
 
 @pytest.mark.parametrize("raw", [False, True])
