@@ -39,6 +39,11 @@ Rules (``reference/wire-protocols.md`` §2.4):
   ``recv_max_size`` closes with 1009; a text frame closes with 1003; bad
   framing (masking, reserved bits, oversized control frames) with 1002.
 * No extensions are offered or accepted.
+* Pings are answered, but only the latest one that is still unanswered
+  when the pong can go out (RFC 6455 §5.5.3 allows it): the codec holds at
+  most **one** pong, so a peer that floods pings and reads nothing cannot
+  make us queue pongs without bound.  The adapter takes the pong with
+  :meth:`WSCodec.data_to_send` only while its connection can be written to.
 * Byte streams (``purenng.stream`` over ws) use the same framing with no
   subprotocol requirement: the subprotocol is the application's
   (``ws_protocol``), or none.  A ``None`` subprotocol here means: none is
@@ -66,7 +71,7 @@ from typing import TYPE_CHECKING, cast
 
 import h11
 from websockets.exceptions import PayloadTooBig
-from websockets.frames import BINARY, CONT, PING, PONG, TEXT, CloseCode
+from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, CloseCode, Frame
 from websockets.protocol import CLOSED, OPEN, Protocol, Side
 
 from ..core.errors import (
@@ -78,8 +83,6 @@ from ..core.errors import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-
-    from websockets.frames import Frame
 
     from ..core.message import BytesLike
 
@@ -253,6 +256,11 @@ def check_upgrade(
 # ---------------------------------------------------------------- client handshake
 
 
+def _head_size(event: h11.InformationalResponse | h11.Response) -> int:
+    """About the bytes of a response head (status line and headers)."""
+    return 16 + len(event.reason) + sum(len(k) + len(v) + 4 for k, v in event.headers.raw_items())
+
+
 class ClientHandshake:
     """The dialer's side of the upgrade: one request out, one response in.
 
@@ -294,6 +302,7 @@ class ClientHandshake:
         self.status: int | None = None
         self.response_headers: dict[bytes, bytes] = {}
         self.trailing = b""
+        self._max_head = max_response_size
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_response_size)
         headers = [
             (b"Host", host.encode("idna") if not host.isascii() else host.encode()),
@@ -351,6 +360,13 @@ class ClientHandshake:
             event = conn.next_event()
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
+            if isinstance(event, h11.InformationalResponse | h11.Response) and (
+                _head_size(event) > self._max_head
+            ):
+                # h11 bounds a head still incomplete; one that came whole in
+                # one read is measured here.
+                self._fail(ProtocolError("the server's answer to the upgrade is too large"))
+                return
             if isinstance(event, h11.InformationalResponse):
                 if event.status_code == 101:
                     self._accepted(event)
@@ -403,6 +419,35 @@ class ClientHandshake:
 # ---------------------------------------------------------------- framing
 
 
+class _Protocol(Protocol):
+    """websockets' protocol, except that pings are not answered at once.
+
+    websockets queues one pong per ping as it parses them, so a peer sending
+    pings without reading the pongs grows our output by what it sends.  Here
+    a ping only records its payload (a newer ping replaces an older one not
+    yet answered: RFC 6455 §5.5.3); :meth:`WSCodec.data_to_send` sends it.
+    """
+
+    pending_pong: bytes | None = None
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is PING:
+            self.pending_pong = bytes(frame.data)
+            self.events.append(frame)
+            return
+        if frame.opcode is CLOSE:
+            self.send_pending_pong()  # answered before the close echo, in order
+        super().recv_frame(frame)
+
+    def send_pending_pong(self) -> None:
+        """Queue the pong for the latest unanswered ping, if any (while open)."""
+        payload = self.pending_pong
+        if payload is not None:
+            self.pending_pong = None
+            if self.state is OPEN:
+                self.send_frame(Frame(PONG, payload))
+
+
 class WSCodec:
     """SP messages over one open WebSocket connection (either side).
 
@@ -424,6 +469,8 @@ class WSCodec:
             connection failed: no more messages come in or go out.
         close_code: The close code the peer sent, if any.
         pongs: Payloads of pongs received and not yet taken.
+        pings_coalesced: Pings left unanswered because a newer one came
+            before the pong could go out (RFC 6455 §5.5.3).
     """
 
     __slots__ = (
@@ -433,6 +480,7 @@ class WSCodec:
         "close_code",
         "closing",
         "error",
+        "pings_coalesced",
         "pongs",
         "send_frame_max",
     )
@@ -447,7 +495,7 @@ class WSCodec:
         fragments: bool = False,
     ) -> None:
         self._fragments = fragments
-        self._proto = Protocol(
+        self._proto = _Protocol(
             Side.CLIENT if client else Side.SERVER,
             state=OPEN,
             max_size=(recv_max_size or None, recv_frame_max or None),
@@ -458,6 +506,7 @@ class WSCodec:
         self.closing = False
         self.close_code: int | None = None
         self.pongs: list[bytes] = []
+        self.pings_coalesced = 0
 
     # ------------------------------------------------------------ receiving
 
@@ -466,6 +515,7 @@ class WSCodec:
         if self.closing:
             return []  # after a close or a failure the rest is discarded
         proto = self._proto
+        answered = proto.pending_pong is None
         proto.receive_data(data)
         out: list[bytes | bytearray] = []
         for event in proto.events_received():
@@ -498,7 +548,11 @@ class WSCodec:
             elif opcode is PONG:
                 self.pongs.append(bytes(frame.data))
             elif opcode is PING:
-                pass  # the pong is already queued by the protocol
+                # The pong waits in the protocol (data_to_send writes it);
+                # an older ping still waiting for one is answered by it.
+                if not answered:
+                    self.pings_coalesced += 1
+                answered = False
             else:  # CLOSE: the protocol echoed it
                 self._closed_by_peer()
         self._check_failed()
@@ -569,6 +623,7 @@ class WSCodec:
             return
         self.closing = True
         if self._proto.state is OPEN:
+            self._proto.send_pending_pong()
             self._proto.send_close(code, reason)
 
     def fail(self, code: int, reason: str = "") -> None:
@@ -576,9 +631,32 @@ class WSCodec:
         self.closing = True
         self._proto.fail(code, reason)
 
-    def data_to_send(self) -> list[bytes]:
-        """Bytes to write, in order; an empty ``bytes`` means: then close the connection."""
-        return self._proto.data_to_send()
+    def data_to_send(self, *, pong: bool = True) -> list[bytes]:
+        """Bytes to write, in order; an empty ``bytes`` means: then close the connection.
+
+        Args:
+            pong: Include the pong for the latest unanswered ping.  False
+                while the connection's write buffer is full: the pong waits
+                (later pings replace it) instead of growing that buffer.
+        """
+        proto = self._proto
+        if pong:
+            proto.send_pending_pong()
+        return proto.data_to_send()
+
+    @property
+    def pong_pending(self) -> bool:
+        """True while a received ping waits for its pong."""
+        return self._proto.pending_pong is not None
+
+    def pending_bytes(self) -> int:
+        """Bytes queued here and not yet taken by :meth:`data_to_send` (a waiting pong
+        counts as its payload plus a frame header)."""
+        n = sum(len(w) for w in self._proto.writes)
+        pong = self._proto.pending_pong
+        if pong is not None:
+            n += len(pong) + 6
+        return n
 
     @property
     def open(self) -> bool:

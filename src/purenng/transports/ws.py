@@ -24,7 +24,9 @@ Options (dialer, listener or socket):
 * ``ws_ping_interval``: seconds between pings a pipe sends (None: never).
   A pipe whose previous ping is still unanswered when the next is due
   closes with :class:`~purenng.core.errors.Timeout`.
-* ``ws_handshake_timeout``: seconds for the connection and HTTP upgrade (10).
+* ``ws_handshake_timeout``: seconds for the connection, TLS and the HTTP
+  upgrade together (10).  The dialer reads an upgrade answer of at most
+  16 KiB (a longer head fails with ``ProtocolError``).
 * ``tls_config`` (wss only): a :class:`purenng.TLSConfig`.  A listener
   needs one with a certificate; a dialer without one checks the server
   against the system trust store.
@@ -41,6 +43,21 @@ Rules:
   pipe with 1003, bad framing with 1002, oversize with 1009.  Pings are
   answered.  Closing a pipe sends a close frame (1000) before the TCP close;
   a close frame from the peer is echoed, then the connection ends.
+* **Bounded against the peer**: a message being reassembled by
+  ``recv_max_size``, a frame by ``ws_recv_frame_max``, and the pongs owed
+  by **one**: a newer ping replaces an unanswered one (RFC 6455 §5.5.3),
+  and while the write buffer is full (``pause_writing``) the pong waits in
+  the codec rather than in that buffer.  Reading goes on while writes are
+  blocked: what else fills the buffer is our own messages, which the
+  protocols stop sending to a pipe that is not writable, and stopping
+  reads as well deadlocks two peers sending large messages to each other.
+  The listener's HTTP side has the shared service's limits
+  (:class:`purenng.http._service.Limits`).
+* A pipe's addresses and peer certificate are taken when it starts and stay
+  readable after it closes; :meth:`WSPipe.extra` never raises.  The
+  connection is closed once (a second ``close()`` breaks an asyncio TLS
+  transport).  :meth:`WSPipe.pending_bytes` counts what has not reached
+  the kernel yet.
 * **Port sharing**: every listener joins the process' HTTP service for its
   ``host:port`` (:mod:`purenng.http`), so several sockets can listen on one
   port with different paths, next to static files and REST handlers of a
@@ -273,6 +290,14 @@ class WSPipe(Pipe, asyncio.Protocol):
         self._codec = codec
         self._loop = loop
         self._tr: Any = None
+        # Closed once only: a second close() of an asyncio TLS transport
+        # drops its protocol, after which get_extra_info() and write() raise.
+        self._tr_closed = False
+        # Addresses and certificate, kept: a closed TLS transport no longer
+        # answers get_extra_info (and Socket.pipe_closed logs the address).
+        self._info: dict[str, Any] = {}
+        # The transport's write buffer is over its high-water mark.
+        self._write_paused = False
         self._deliver: Callable[[Pipe, bytes | bytearray], None] | None = None
         # Bytes read past the handshake, fed once the socket has admitted us.
         self._trailing = b""
@@ -303,8 +328,10 @@ class WSPipe(Pipe, asyncio.Protocol):
         tr: Any = transport
         self._tr = tr
         self._trailing = trailing
+        self._info = _connection_info(tr)
         _adopt(tr, self)
         if tr.is_closing():
+            self._tr_closed = True
             self._closed_now()
 
     def attach(self, deliver: Callable[[Pipe, bytes | bytearray], None]) -> None:
@@ -360,7 +387,7 @@ class WSPipe(Pipe, asyncio.Protocol):
             else:
                 self._finish()  # the peer's close frame: echo it, then end
         elif self._flush_handle is None:
-            self._flush()  # pongs go out at once
+            self._flush()  # a pong goes out at once (unless writes are blocked)
 
     def eof_received(self) -> bool:
         self._codec.receive_eof()
@@ -369,6 +396,7 @@ class WSPipe(Pipe, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None and self.error is None:
             self.error = exc
+        self._tr_closed = True
         self._closed_now()
 
     # ------------------------------------------------------------ Pipe
@@ -391,8 +419,12 @@ class WSPipe(Pipe, asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_handle = None
         tr = self._tr
-        chunks = self._codec.data_to_send()
-        if not chunks or tr is None:
+        if tr is None or self._tr_closed:
+            return
+        # While the write buffer is full a pong waits in the codec, where a
+        # newer ping replaces it, instead of piling up behind the data.
+        chunks = self._codec.data_to_send(pong=not self._write_paused)
+        if not chunks:
             return
         buf = bytearray()
         eof = False
@@ -409,7 +441,50 @@ class WSPipe(Pipe, asyncio.Protocol):
         if buf:
             tr.write(buf)
         if eof:
-            tr.close()
+            self._close_transport()
+
+    def _close_transport(self) -> None:
+        """Close the connection after what is written, once."""
+        if not self._tr_closed:
+            self._tr_closed = True
+            if self._tr is not None:
+                self._tr.close()
+
+    def pause_writing(self) -> None:
+        """The write buffer is full: no more messages, and pongs wait (coalesced).
+
+        Reading goes on: a pipe that stopped reading whenever its writes are
+        blocked deadlocks with a peer doing the same (both send large
+        messages at once, neither reads, neither buffer drains).  What the
+        peer can make us write unasked is bounded instead: one pong.
+        """
+        self._write_paused = True
+        Pipe.pause_writing(self)
+
+    def resume_writing(self) -> None:
+        """The buffer drained: the waiting pong goes out, the owner may send."""
+        self._write_paused = False
+        if self._codec.pong_pending and self._flush_handle is None and not self.closed:
+            self._flush()
+        Pipe.resume_writing(self)
+
+    def pending_bytes(self) -> int:
+        """Bytes queued for the peer that have not reached the kernel yet.
+
+        The transport's write buffer (for wss: plaintext waiting for TLS plus
+        the TLS records not yet written) and the frames held in the codec
+        for the end of the loop turn; 0 once the pipe is closed.
+        """
+        if self.closed:
+            return 0
+        n = self._codec.pending_bytes()
+        tr = self._tr
+        if tr is not None and not self._tr_closed:
+            try:
+                n += int(tr.get_write_buffer_size())
+            except (AttributeError, RuntimeError):
+                pass  # a transport that no longer knows
+        return n
 
     def pause_reading(self) -> None:
         """Stop reading from the connection (the current read is delivered whole)."""
@@ -439,9 +514,7 @@ class WSPipe(Pipe, asyncio.Protocol):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
         self._flush()
-        tr = self._tr
-        if tr is not None:
-            tr.close()
+        self._close_transport()
         self._closed_now()
 
     def _fail(self, exc: BaseException) -> None:
@@ -525,9 +598,19 @@ class WSPipe(Pipe, asyncio.Protocol):
     # ------------------------------------------------------------ info
 
     def extra(self, name: str, default: Any = None) -> Any:
-        """Connection information (``peername``, ``sockname``, ``peercert``...)."""
+        """Connection information (``peername``, ``sockname``, ``peercert``...).
+
+        The addresses and the certificate stay readable after the pipe closed
+        (taken when it started); other names give ``default`` once closed.
+        Never raises.
+        """
+        if name in self._info:
+            value = self._info[name]
+            return default if value is None else value
         tr = self._tr
-        return default if tr is None else tr.get_extra_info(name, default)
+        if tr is None or self._tr_closed:
+            return default
+        return _extra_info(tr, name, default)
 
     @property
     def local_address(self) -> Any:
@@ -612,6 +695,9 @@ async def _connect(
     u = parse_ws_url(url)
     loop = asyncio.get_running_loop()
     timeout = float(options.get("ws_handshake_timeout") or HANDSHAKE_TIMEOUT)
+    # One deadline for connecting, TLS and the upgrade together: a server
+    # that drips its answer cannot stretch the sum.
+    deadline = loop.time() + timeout
     hs = ClientHandshake(
         u.host_header,
         u.target,
@@ -629,7 +715,7 @@ async def _connect(
             ssl_handshake_timeout=timeout,
         )
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout_at(deadline):
             tr, pr = await loop.create_connection(
                 lambda: _HandshakeProtocol(hs, done), u.host, u.port, **kwargs
             )
@@ -648,7 +734,7 @@ async def _connect(
             raise ConnectionRefused(f"{url.raw}: connection refused") from exc
         raise
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout_at(deadline):
             await done
     except TimeoutError:
         tr.abort()
@@ -939,6 +1025,7 @@ class WSStream(Stream, asyncio.Protocol):
         self._closed = False
         self._reading_paused = False
         self._write_paused = False
+        self._tr_closed = False  # closed once only (see WSPipe)
         self._read_waiter: asyncio.Future[None] | None = None
         self._drain_waiters: list[asyncio.Future[None]] = []
 
@@ -947,10 +1034,10 @@ class WSStream(Stream, asyncio.Protocol):
         tr: Any = transport
         self._tr = tr
         # Kept: a closed TLS transport no longer answers get_extra_info.
-        for name in ("sockname", "peername", "peercert"):
-            self._info[name] = tr.get_extra_info(name)
+        self._info.update(_connection_info(tr))
         _adopt(tr, self)
         if tr.is_closing():
+            self._tr_closed = True
             self._ended()
             return
         if trailing:
@@ -974,7 +1061,7 @@ class WSStream(Stream, asyncio.Protocol):
                 self._error = codec.error
             self._finish()  # echo the peer's close frame (or send ours), then end
             return
-        self._flush()  # pongs
+        self._flush()  # a pong (unless writes are blocked)
         if len(self._buffer) >= READ_HIGH and not self._reading_paused:
             self._reading_paused = True
             self._tr.pause_reading()
@@ -987,13 +1074,20 @@ class WSStream(Stream, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None and self._error is None and not self._codec.closing:
             self._error = exc
+        self._tr_closed = True
         self._ended()
 
     def pause_writing(self) -> None:
+        """The write buffer is full: :meth:`drain` waits, a pong waits (coalesced).
+
+        Reading goes on, for the reason :meth:`WSPipe.pause_writing` gives.
+        """
         self._write_paused = True
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._codec.pong_pending and not self._eof:
+            self._flush()
         self._release_drainers()
 
     # ------------------------------------------------------------ Stream
@@ -1054,28 +1148,43 @@ class WSStream(Stream, asyncio.Protocol):
             value = self._info[name]
             return default if value is None else value
         tr = self._tr
-        if tr is None or self._eof:
+        if tr is None or self._eof or self._tr_closed:
             return default
-        return tr.get_extra_info(name, default)
+        return _extra_info(tr, name, default)
+
+    def pending_bytes(self) -> int:
+        """Bytes written and not yet handed to the kernel (0 once closed)."""
+        if self._tr is None or self._tr_closed:
+            return 0
+        try:
+            buffered = int(self._tr.get_write_buffer_size())
+        except (AttributeError, RuntimeError):
+            buffered = 0
+        return buffered + self._codec.pending_bytes()
 
     # ------------------------------------------------------------ internals
 
     def _flush(self) -> None:
         tr = self._tr
-        if tr is None:
+        if tr is None or self._tr_closed:
             return
-        chunks = self._codec.data_to_send()
+        chunks = self._codec.data_to_send(pong=not self._write_paused)
         for chunk in chunks:
             if chunk:
                 tr.write(chunk)
             else:
-                tr.close()  # the codec's end-of-stream mark
+                self._close_transport()  # the codec's end-of-stream mark
                 return
+
+    def _close_transport(self) -> None:
+        if not self._tr_closed:
+            self._tr_closed = True
+            if self._tr is not None:
+                self._tr.close()
 
     def _finish(self) -> None:
         self._flush()
-        if self._tr is not None:
-            self._tr.close()
+        self._close_transport()
         self._ended()
 
     def _ended(self) -> None:
@@ -1174,6 +1283,19 @@ def _check_stream_options(url: URL, options: Mapping[str, Any]) -> None:
 @hookimpl
 def purenng_register_transports(registry: Registry) -> None:
     registry.add_transport(WSTransport())
+
+
+def _extra_info(tr: Any, name: str, default: Any) -> Any:
+    """``tr.get_extra_info(name, default)``, or ``default`` if the transport cannot say."""
+    try:
+        return tr.get_extra_info(name, default)
+    except Exception:  # a TLS transport closed twice has no protocol left
+        return default
+
+
+def _connection_info(tr: Any) -> dict[str, Any]:
+    """The details worth keeping past the close: addresses and the peer certificate."""
+    return {name: _extra_info(tr, name, None) for name in ("sockname", "peername", "peercert")}
 
 
 def _adopt(tr: Any, protocol: asyncio.BaseProtocol) -> None:
