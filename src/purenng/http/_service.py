@@ -32,6 +32,16 @@ Rules:
   a body over ``max_body_size`` 413, malformed HTTP 400.  A failing request
   closes its own connection only; handler exceptions answer 500.  The TLS
   handshake is bounded by ``header_timeout`` too.
+* **Memory** a client can make a connection hold is bounded, whether or
+  not it reads the answers: the next request is read only once the answer
+  to the previous one is written out to the transport's low-water mark
+  (``pause_writing``/``resume_writing``), and only once the requests
+  already received are answered (so at most one read of pipelined requests
+  waits).  More than ``max_pipelined`` requests found waiting at once get
+  429 and the connection closes.  More than ``max_connections``
+  connections that are not (yet) WebSocket get an immediate 503 and are
+  closed; upgraded connections do not count.  An answer the client does
+  not read for ``send_timeout`` aborts the connection.
 * Static files: the decoded path may not leave the mount's directory (no
   ``..``, no NUL, the resolved path, symbolic links followed, must stay
   inside); a directory serves its ``index.html`` and is redirected to its
@@ -40,7 +50,8 @@ Rules:
 Theory of operation: each connection is an :class:`asyncio.Protocol` that
 feeds an ``h11.Connection`` and handles one request at a time (h11 buffers
 pipelined ones).  A handler or a file runs as one task per request; reading
-pauses meanwhile.  After a 101 the connection object steps aside and the
+pauses meanwhile, and resumes when h11 needs more data and the transport
+takes writes again.  After a 101 the connection object steps aside and the
 listener's pipe becomes the transport's protocol (``set_protocol``), with
 whatever bytes h11 had read past the request.
 """
@@ -97,12 +108,26 @@ class Limits:
         body_timeout: Seconds for a request body to arrive after its head.
         max_header_size: Largest request head, bytes (431 beyond).
         max_body_size: Largest request body, bytes (413 beyond).
+        max_pipelined: Most requests a client may have waiting on one
+            connection, received but not yet answered (429 and the
+            connection closes beyond).  Few clients pipeline at all; the
+            limit stops one from making us answer what it never reads.
+        max_connections: Most connections a service holds that are not
+            WebSocket (waiting for a request head, or kept alive between
+            requests); one more is answered 503 and closed at once.
+            Upgraded connections (SP pipes, byte streams) do not count.
+        send_timeout: Seconds an answer may stay stuck, the connection's
+            write buffer full because the client reads nothing; then the
+            connection is aborted (its buffer and its slot freed).
     """
 
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_header_size: int = 16 * 1024
     max_body_size: int = 1 << 20
+    max_pipelined: int = 64
+    max_connections: int = 1024
+    send_timeout: float = 30.0
 
 
 class WSRoute(Protocol):
@@ -438,10 +463,19 @@ class _Connection(asyncio.Protocol):
         self.request: h11.Request | None = None
         self.body = bytearray()
         self.timer: asyncio.TimerHandle | None = None
+        # Runs while the transport takes no writes (send_timeout); kept
+        # through close(), which waits for the buffer to drain.
+        self.stall_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
         self.peer: Any = None
         # Bytes of the next request head have arrived (for the header timeout).
         self.partial = False
+        # Reading paused by us (a request is being answered).
+        self.reading_paused = False
+        # Requests taken from what h11 had buffered, since it last ran dry.
+        self.pipelined = 0
+        # The next request waits for the transport to take writes again.
+        self.blocked = False
         self._writable = asyncio.Event()
         self._writable.set()
 
@@ -450,11 +484,22 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.tr = transport  # type: ignore[assignment]
         self.peer = transport.get_extra_info("peername")
-        if self.svc.closed:
+        svc = self.svc
+        if svc.closed:
             transport.close()
             return
-        self.svc.connections.add(self)
-        self._arm(self.svc.limits.header_timeout, self._header_timed_out)
+        if len(svc.connections) >= svc.limits.max_connections:
+            # Refused before reading anything: answered at once (a dialer
+            # sees "HTTP 503"), so they cost no timer and no parser.
+            self.closed = True
+            log.debug(
+                "http %s: over max_connections (%d); refused", self.peer, len(svc.connections)
+            )
+            transport.write(_TOO_MANY_CONNECTIONS)  # type: ignore[attr-defined]
+            transport.close()
+            return
+        svc.connections.add(self)
+        self._arm(svc.limits.header_timeout, self._header_timed_out)
 
     def data_received(self, data: bytes) -> None:
         if self.closed or self.detached:
@@ -480,6 +525,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._disarm()
+        if self.stall_timer is not None:
+            self.stall_timer.cancel()
+            self.stall_timer = None
         if self.task is not None and not self.task.done():
             self.task.cancel()
         self.svc.connections.discard(self)
@@ -487,9 +535,20 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        if self.stall_timer is None and not self.detached:
+            self.stall_timer = self.svc.loop.call_later(
+                self.svc.limits.send_timeout, self._send_timed_out
+            )
 
     def resume_writing(self) -> None:
         self._writable.set()
+        if self.stall_timer is not None:
+            self.stall_timer.cancel()
+            self.stall_timer = None
+        if self.blocked:
+            # The answer is out (to the low-water mark): the next request.
+            self.blocked = False
+            self.svc.loop.call_soon(self._process)
 
     # ------------------------------------------------------------ timers
 
@@ -512,6 +571,12 @@ class _Connection(asyncio.Protocol):
             else:
                 self.close()  # an idle keep-alive connection: nothing to answer
 
+    def _send_timed_out(self) -> None:
+        self.stall_timer = None
+        if not self.detached:
+            log.debug("http %s: our answer was not read for send_timeout; aborting", self.peer)
+            self.abort()
+
     def _body_timed_out(self) -> None:
         self.timer = None
         if not (self.closed or self.detached or self.busy):
@@ -523,6 +588,14 @@ class _Connection(asyncio.Protocol):
     def _process(self) -> None:
         conn = self.h11
         while not (self.busy or self.closed or self.detached):
+            if not self._writable.is_set():
+                # The peer is not reading our answers: take no new request
+                # until it does (resume_writing continues here).
+                self.blocked = True
+                if not self.reading_paused and self.tr is not None:
+                    self.reading_paused = True
+                    self.tr.pause_reading()
+                return
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
@@ -530,9 +603,21 @@ class _Connection(asyncio.Protocol):
                 status = exc.error_status_hint
                 self._send_error(status, f"bad request: {exc}")
                 return
-            if event is h11.NEED_DATA or event is h11.PAUSED:
+            if event is h11.NEED_DATA:
+                # All that was buffered is handled: read again.
+                self.pipelined = 0
+                if self.reading_paused and self.tr is not None:
+                    self.reading_paused = False
+                    self.tr.resume_reading()
+                return
+            if event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
+                self.pipelined += 1
+                if self.pipelined > self.svc.limits.max_pipelined:
+                    self.busy = True
+                    self._send_error(429, "too many pipelined requests")
+                    return
                 self._got_head(event)
             elif isinstance(event, h11.Data):
                 self.body += event.data
@@ -543,9 +628,14 @@ class _Connection(asyncio.Protocol):
             elif isinstance(event, h11.EndOfMessage):
                 self._disarm()
                 self.busy = True
-                if self.tr is not None:
+                if self.tr is not None and not self.reading_paused:
+                    self.reading_paused = True
                     self.tr.pause_reading()
                 self._dispatch()
+                # One request per callback, even when the answer was written
+                # at once: the next one comes from _next_cycle's call_soon, so
+                # a client pipelining thousands cannot hold the loop.
+                return
             elif isinstance(event, h11.ConnectionClosed):
                 self.close()
                 return
@@ -829,9 +919,8 @@ class _Connection(asyncio.Protocol):
             self.request = None
             self.body = bytearray()
             self._arm(self.svc.limits.header_timeout, self._header_timed_out)
-            if self.tr is not None:
-                self.tr.resume_reading()
-            # From a callback: pipelined requests must not recurse.
+            # From a callback: pipelined requests must not recurse.  Reading
+            # resumes there, once h11 has nothing buffered left.
             self.svc.loop.call_soon(self._process)
         else:
             self.close()
@@ -852,6 +941,17 @@ class _Connection(asyncio.Protocol):
         self._disarm()
         if self.tr is not None:
             self.tr.abort()
+
+
+#: The answer to a connection over ``max_connections``.
+_TOO_MANY_CONNECTIONS = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 21\r\n"
+    b"Connection: close\r\n"
+    b"\r\n"
+    b"too many connections\n"
+)
 
 
 def _under(prefix: str, path: str) -> str | None:

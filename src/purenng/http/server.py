@@ -76,6 +76,12 @@ class Server:
         body_timeout: Seconds a client has to send a request body (408).
         max_header_size: Largest request head in bytes (431).
         max_body_size: Largest request body in bytes (413).
+        max_pipelined: Most requests a client may have waiting on one
+            connection before it reads the answers (429, then closed).
+        max_connections: Most HTTP connections at once that are not
+            WebSocket; one more is answered 503 and closed at once.
+        send_timeout: Seconds an answer may wait for a client that reads
+            nothing (the write buffer full); then the connection is aborted.
 
     Raises:
         BadOption: a limit is not a positive number.
@@ -91,12 +97,18 @@ class Server:
         body_timeout: float = 30.0,
         max_header_size: int = 16 * 1024,
         max_body_size: int = 1 << 20,
+        max_pipelined: int = 64,
+        max_connections: int = 1024,
+        send_timeout: float = 30.0,
     ) -> None:
         for name, value in (
             ("header_timeout", header_timeout),
             ("body_timeout", body_timeout),
             ("max_header_size", max_header_size),
             ("max_body_size", max_body_size),
+            ("max_pipelined", max_pipelined),
+            ("max_connections", max_connections),
+            ("send_timeout", send_timeout),
         ):
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise BadOption(f"{name} must be a positive number, not {value!r}")
@@ -112,7 +124,13 @@ class Server:
         self.tls_config = tls_config
         self._port = port
         self._limits = Limits(
-            float(header_timeout), float(body_timeout), int(max_header_size), int(max_body_size)
+            header_timeout=float(header_timeout),
+            body_timeout=float(body_timeout),
+            max_header_size=int(max_header_size),
+            max_body_size=int(max_body_size),
+            max_pipelined=int(max_pipelined),
+            max_connections=int(max_connections),
+            send_timeout=float(send_timeout),
         )
         self._svc: Service | None = None
         self._routes: list[tuple[str, str, Any]] = []
