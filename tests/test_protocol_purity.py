@@ -1,5 +1,8 @@
 """Protocols are sans-IO: no event loop, clock, thread or socket under src/purenng/protocols/.
 
+Also the other half of the contract, the host's one timer
+(:class:`~purenng.core.protocol.ProtocolTimer`), on a fake clock.
+
 Read from the source (ast), so it holds for code paths no test runs: no
 module there imports asyncio, threading, time, concurrent, selectors or
 socket (nor purenng's own loop module), none defines or awaits a coroutine,
@@ -11,10 +14,16 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import purenng.protocols
+from purenng.core.protocol import Protocol, ProtocolTimer, has_timer
+from purenng.testing import FakeClock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PROTOCOLS = Path(purenng.protocols.__file__).parent
 MODULES = sorted(PROTOCOLS.glob("*.py"))
@@ -134,3 +143,82 @@ def test_the_check_allows_what_protocols_do() -> None:
         "        return self.host.now() + now\n"
     )
     assert violations(source) == []
+
+
+# ---------------------------------------------------------------- the host's one timer
+
+
+class _Deadline(Protocol):
+    """A protocol reduced to one settable deadline, recording its timer calls."""
+
+    name = "deadline_stub"
+    self_id = peer_id = 0
+    self_name = peer_name = "stub"
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.fired: list[float] = []
+
+    def next_deadline(self) -> float | None:
+        return self.deadline
+
+    def on_timer(self, now: float) -> None:
+        self.fired.append(now)
+        if self.deadline is not None and self.deadline <= now:
+            self.deadline = None
+
+
+def test_timer_is_rearmed_only_for_an_earlier_deadline() -> None:
+    clock = FakeClock()
+    proto = _Deadline()
+    timer = ProtocolTimer(proto, clock.time, clock.call_at)
+    assert has_timer(_Deadline)
+    timer.update()
+    assert clock.pending == []
+    proto.deadline = 10.0
+    timer.update()
+    assert clock.pending == [10.0]
+    proto.deadline = 20.0
+    timer.update()
+    assert clock.pending == [10.0]  # later: the armed one stays, it fires early once
+    proto.deadline = 5.0
+    timer.update()
+    assert clock.pending == [5.0]
+    proto.deadline = 20.0
+    clock.advance(5.0)
+    assert proto.fired == [5.0]  # nothing due: the protocol ignores it
+    assert clock.pending == [20.0]  # and the timer follows the real deadline
+    clock.advance(15.0)
+    assert proto.fired == [5.0, 20.0]
+    assert proto.deadline is None
+    assert clock.pending == []
+
+
+def test_timer_never_hands_a_time_before_its_own() -> None:
+    fired: list[Callable[[], None]] = []
+    proto = _Deadline()
+    timer = ProtocolTimer(proto, lambda: 4.999, lambda when, cb: fired.append(cb))
+    proto.deadline = 5.0
+    timer.update()
+    fired.pop()()  # a loop running the timer a clock tick early
+    assert proto.fired == [5.0]
+    assert proto.deadline is None
+
+
+def test_cancelled_timer_stays_quiet() -> None:
+    clock = FakeClock()
+    proto = _Deadline()
+    timer = ProtocolTimer(proto, clock.time, clock.call_at)
+    proto.deadline = 1.0
+    timer.update()
+    timer.cancel()
+    timer.update()
+    assert clock.advance(2.0) == 0
+    assert proto.fired == []
+
+
+def test_protocols_without_deadlines_get_no_timer() -> None:
+    from purenng.protocols.pipeline0 import Push0Protocol
+
+    assert not has_timer(Push0Protocol)
+    assert not has_timer(Protocol)
