@@ -241,13 +241,6 @@ async def push_until(push: purenng.Push0, done: asyncio.Future[Any]) -> int:
     return i
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a frame error other than a bad length (here a bad ipc type byte) closes the "
-    "pipe with ProtocolError but is counted in no socket stat: core/socket.py "
-    "_note_pipe_error counts only MessageTooLarge (oversize), and protocol_errors "
-    "counts only reject_pipe",
-)
 async def test_ipc_type_byte() -> None:
     d = tempfile.mkdtemp(prefix="pnf-", dir="/tmp")
     try:

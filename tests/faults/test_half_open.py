@@ -112,12 +112,6 @@ async def test_recv_idle_timeout_also_closes_a_quiet_healthy_pipe() -> None:
         assert await req.arecv() == b"re:after"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recv_idle_timeout watches messages, not bytes (core/socket.py _idle_sweep "
-    "compares pipe.msgs_in): a pipe receiving one large message slowly, bytes "
-    "arriving all the time, is closed as idle",
-)
 async def test_recv_idle_timeout_spares_a_slow_large_message() -> None:
     async with (
         purenng.Pull0(recv_timeout=T) as pull,

@@ -78,6 +78,10 @@ class Pipe:
         self.msgs_out = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        #: Raw bytes read from the connection, counted per read by transports
+        #: that read bytes (``recv_idle_timeout`` sees a large message arrive
+        #: before it is complete); message transports may leave it at 0.
+        self.rx_bytes = 0
 
     # -- transport side (override) --------------------------------------
 

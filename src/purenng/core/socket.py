@@ -340,6 +340,7 @@ class Socket:
         )
         if hasattr(pipe, "error") and getattr(pipe, "error", None) is None:
             pipe.error = ProtocolError(reason)
+        pipe._rejected = True  # type: ignore[attr-defined]  # counted here, not again on close
         pipe.close()
 
     # ------------------------------------------------------------ pipes
@@ -403,14 +404,16 @@ class Socket:
     # ------------------------------------------------------------ idle pipes
 
     def _watch_idle(self, pipe: Pipe, timeout: float) -> None:
-        """Close ``pipe`` once no message has arrived on it for ``timeout`` seconds.
+        """Close ``pipe`` once nothing has arrived on it for ``timeout`` seconds.
 
         One timer per socket sweeps every watched pipe and compares its
-        message count with the last sweep's, so the receive path pays
-        nothing.  A pipe is closed between ``timeout`` and 1.25 x ``timeout``
-        after its last message.
+        counters (raw bytes read, where the transport counts them, and
+        messages) with the last sweep's, so the receive path pays one
+        addition per read at most.  A large message arriving slowly keeps
+        its pipe open.  A pipe is closed between ``timeout`` and 1.25 x
+        ``timeout`` after the last bytes arrived.
         """
-        self._idle[pipe.id] = [timeout, pipe.msgs_in, self.loop.time()]
+        self._idle[pipe.id] = [timeout, pipe.rx_bytes + pipe.msgs_in, self.loop.time()]
         self._arm_idle_sweep()
 
     def _arm_idle_sweep(self) -> None:
@@ -427,8 +430,9 @@ class Socket:
             if pipe is None:
                 del self._idle[pid]
                 continue
-            if pipe.msgs_in != rec[1]:
-                rec[1] = pipe.msgs_in
+            progress = pipe.rx_bytes + pipe.msgs_in  # both only grow
+            if progress != rec[1]:
+                rec[1] = progress
                 rec[2] = now
             elif now - rec[2] >= rec[0]:
                 del self._idle[pid]
@@ -508,6 +512,10 @@ class Socket:
                 err,
             )
         elif isinstance(err, ProtocolError | Timeout) and "refused" not in str(err):
+            if isinstance(err, ProtocolError) and not getattr(pipe, "_rejected", False):
+                # A framing error found by the transport (a bad ipc type byte,
+                # a WebSocket text frame); reject_pipe counted its own already.
+                self.count("protocol_errors")
             self._log_once(
                 f"err:{type(err).__name__}", "socket %s: closed pipe %s: %s", self.id, pipe.id, err
             )

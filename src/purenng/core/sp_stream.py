@@ -182,6 +182,7 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         return self.decoder.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
+        self.rx_bytes += nbytes
         decoder = self.decoder
         decoder.buffer_updated(nbytes)
         if decoder.error is not None and not self.closed:
