@@ -374,6 +374,19 @@ def test_new_survey_restarts_the_deadline() -> None:
         waiting.result(0)
 
 
+async def test_deadline_fails_a_waiting_async_receive() -> None:
+    """End to end on a real socket: the host's timer ends an async receive.
+
+    No recv_timeout: only the survey deadline can end the wait.
+    """
+    async with purenng.Surveyor0(survey_time=0.05, recv_timeout=None) as s:
+        await s.asend(b"one")
+        with pytest.raises(Timeout):
+            await asyncio.wait_for(s.arecv(), LONG)
+        with pytest.raises(BadState):
+            await s.arecv()
+
+
 def test_blocking_receives_always_end_at_the_deadline() -> None:
     # No recv_timeout: only the deadline can end these receives.  Deadlines
     # of 0..1 ms land before, during and after the moment the receive
