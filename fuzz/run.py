@@ -56,6 +56,23 @@ TARGET_MODULES = (
     "fuzz.targets_compat",
     "fuzz.targets_protocols",
 )
+#: Modules the registry loads on first use; atheris must instrument them too.
+LAZY_MODULES = (
+    "purenng.protocols.pair0",
+    "purenng.protocols.pair1",
+    "purenng.protocols.pipeline0",
+    "purenng.protocols.reqrep0",
+    "purenng.protocols.pubsub0",
+    "purenng.protocols.survey0",
+    "purenng.protocols.bus0",
+    "purenng.transports.inproc",
+    "purenng.transports.tcp",
+    "purenng.transports.ipc",
+    "purenng.transports.tls",
+    "purenng.transports.ws",
+    "purenng.tls",
+    "purenng.http._service",
+)
 WORK = FUZZ_DIR / ".work"
 _INTERESTING = (
     b"\x00",
@@ -78,6 +95,15 @@ def load_targets() -> dict[str, Target]:
     for name in TARGET_MODULES:
         importlib.import_module(name)
     return TARGETS
+
+
+def shutdown_targets() -> None:
+    """Release what targets keep between inputs (loops, sockets): for test teardown."""
+    for name in TARGET_MODULES:
+        mod = sys.modules.get(name)
+        stop = getattr(mod, "shutdown", None)
+        if stop is not None:
+            stop()
 
 
 def seeds_of(t: Target) -> list[bytes]:
@@ -338,6 +364,10 @@ def atheris_child(name: str, libfuzzer_args: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["purenng", "h11", "websockets"]):
+        # The registry imports protocols and transports lazily, on first use:
+        # import them here, or their code would run uninstrumented.
+        for mod in LAZY_MODULES:
+            importlib.import_module(mod)
         targets = load_targets()
     t = targets[name]
 

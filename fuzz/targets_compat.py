@@ -100,8 +100,16 @@ def _objects() -> list[Any]:
     objs += [a, b, lst, dia]
     _state["pair"] = (a, b)
     _state["objs"] = objs
-    atexit.register(lambda: [o.close() for o in objs])
+    atexit.register(shutdown)
     return objs
+
+
+def shutdown() -> None:
+    """Close the compat sockets kept for the run; idempotent."""
+    objs = _state.pop("objs", [])
+    _state.pop("pair", None)
+    for o in reversed(objs):
+        o.close()
 
 
 def _value(inp: Input) -> Any:

@@ -84,8 +84,15 @@ def _loop() -> asyncio.AbstractEventLoop:
     if loop is None:
         logging.getLogger("purenng").setLevel(logging.CRITICAL)  # rejected pipes are logged
         loop = _state["loop"] = asyncio.new_event_loop()
-        atexit.register(loop.close)
+        atexit.register(shutdown)
     return loop
+
+
+def shutdown() -> None:
+    """Close the loop kept for the run; idempotent."""
+    loop = _state.pop("loop", None)
+    if loop is not None and not loop.is_closed():
+        loop.close()
 
 
 def _header(inp: Input, proto: str, sent: list[bytes]) -> bytes:

@@ -14,22 +14,33 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from fuzz._harness import CORPUS, CRASHES, KNOWN, Crash, judge, read_dir  # noqa: E402
-from fuzz.run import load_targets, run_plain  # noqa: E402
+from fuzz.run import load_targets, run_plain, shutdown_targets  # noqa: E402
 
 TARGETS = load_targets()
 #: Inputs per target in the short pass (slow targets get fewer).
 SHORT = {"tls_config": 60, "http_connection": 800, "compat_options": 800, "sp_decoder": 2000}
 DEFAULT_SHORT = 4000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_targets() -> Iterator[None]:
+    """The loops and sockets the targets keep between inputs go with this module."""
+    yield
+    shutdown_targets()
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
@@ -41,27 +52,27 @@ def test_short_fixed_seed_pass(name: str) -> None:
     assert result["crash_kinds"] == [], result["crashes"]
 
 
-def _saved() -> list[tuple[str, Path]]:
-    out = []
-    for base in (CORPUS, CRASHES):
-        if base.is_dir():
-            for d in sorted(base.iterdir()):
-                if d.is_dir():
-                    out += [(d.name, p) for p, _ in read_dir(d)]
-    return out
+def _saved_dirs() -> list[Path]:
+    bases = [b for b in (CORPUS, CRASHES) if b.is_dir()]
+    return [d for base in bases for d in sorted(base.iterdir()) if d.is_dir() and read_dir(d)]
 
 
 @pytest.mark.parametrize(
-    ("name", "path"),
-    _saved(),
-    ids=[f"{p.parent.parent.name}/{n}/{p.name[:14]}" for n, p in _saved()],
+    "directory", _saved_dirs(), ids=[f"{d.parent.name}/{d.name}" for d in _saved_dirs()]
 )
-def test_saved_input_replays(name: str, path: Path) -> None:
-    assert name in TARGETS, f"{path}: no fuzz target called {name!r}"
-    try:
-        judge(TARGETS[name], path.read_bytes())
-    except Crash as c:
-        pytest.fail(str(c))
+def test_saved_inputs_replay(directory: Path) -> None:
+    """Every input saved for a target (corpus or fixed crash) runs without a crash."""
+    name = directory.name
+    assert name in TARGETS, f"{directory}: no fuzz target called {name!r}"
+    failures = []
+    files = read_dir(directory)
+    for path, data in files:
+        try:
+            judge(TARGETS[name], data)
+        except Crash as c:
+            failures.append(f"{path.name}: {c}")
+    assert files
+    assert failures == []
 
 
 def test_every_target_documents_what_it_allows() -> None:
