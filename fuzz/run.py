@@ -74,6 +74,8 @@ LAZY_MODULES = (
     "purenng.http._service",
 )
 WORK = FUZZ_DIR / ".work"
+#: The plain driver keeps at most this many inputs for new features (memory stays bounded).
+MAX_FEATURES = 20_000
 _INTERESTING = (
     b"\x00",
     b"\xff",
@@ -276,7 +278,7 @@ def run_plain(
         except Hang as h:
             crashes.setdefault("Hang", (data, h))
             return
-        if feat not in features:
+        if feat not in features and len(features) < MAX_FEATURES:
             features.add(feat)
             pool.append(data)
             kept.append(data)
