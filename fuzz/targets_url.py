@@ -9,11 +9,10 @@ ipc/unix/abstract paths, inproc names, tls+tcp, ws/wss with
 Properties: a parsed port lies in 0..65535; a ws target starts with ``/``;
 ``with_rest`` keeps the scheme.
 
-Known and open (fuzz/known/url/): ``abstract://`` with a lone surrogate
-raises ``UnicodeEncodeError`` from ``transports/ipc.py`` ``_address``
-(``unquote_to_bytes`` encodes strictly).  The target skips that one case
-so that a long run keeps looking for others; ``tests/test_fuzz.py``
-replays it as a strict xfail.
+Found and fixed (fuzz/crashes/url/): ``abstract://`` with a lone surrogate
+raised ``UnicodeEncodeError`` from ``transports/ipc.py`` ``_address``;
+surrogate escapes now stand for their bytes, other surrogates are
+``BadAddress``.
 """
 
 from __future__ import annotations
@@ -51,14 +50,6 @@ def _transport(scheme: str) -> object:
     if t is None:
         t = _transports[scheme] = get_registry().transport(scheme)
     return t
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 @target(
@@ -127,8 +118,6 @@ def url(data: bytes) -> object:
         assert w.path.startswith("/")
         assert 0 <= w.port <= 65535
     t = _transport(u.scheme)
-    if u.scheme == "abstract" and _has_surrogate(u.rest):
-        return ("known: ipc _address surrogate",)
     t.check_url(u)  # type: ignore[attr-defined]
     t.check_dial_url(u)  # type: ignore[attr-defined]
     return (u.scheme, "ok")

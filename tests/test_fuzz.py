@@ -4,8 +4,9 @@
   seed (deterministic: the same inputs on every run), with the plain driver.
 * Every input saved under ``fuzz/corpus/`` and ``fuzz/crashes/`` replays
   without a crash: a crash that was fixed stays fixed.
-* Inputs under ``fuzz/known/`` crash in code whose fix is pending; each is
-  a strict xfail naming the place, so the fix shows up when it lands.
+* Inputs under ``fuzz/known/`` (none now) crash in code whose fix is
+  pending; each gets a strict xfail naming the place, so the fix shows up
+  when it lands.
 * hypothesis properties for the codecs: SP framing and WebSocket framing
   round-trip any list of messages, however the byte stream is cut.
 """
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fuzz._harness import CORPUS, CRASHES, KNOWN, Crash, judge, read_dir  # noqa: E402
+from fuzz._harness import CORPUS, CRASHES, Crash, judge, read_dir  # noqa: E402
 from fuzz.run import load_targets, run_plain, shutdown_targets  # noqa: E402
 
 TARGETS = load_targets()
@@ -102,31 +103,24 @@ def test_compat_ca_files_must_be_names() -> None:
         pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT, ca_files=[1, 2])._to_purenng()
 
 
-# ---------------------------------------------------------------- open crashes (other files)
+def test_ipc_abstract_names_with_surrogates() -> None:
+    """Found by the url target: a lone surrogate used to escape as UnicodeEncodeError.
 
-
-def _known(name: str) -> bytes:
-    return (KNOWN / name).read_bytes()
-
-
-@pytest.mark.xfail(
-    reason="transports/ipc.py _address: unquote_to_bytes() raises UnicodeEncodeError for an "
-    "abstract:// name holding a lone surrogate; it should raise BadAddress",
-    raises=UnicodeEncodeError,
-    strict=True,
-)
-def test_known_ipc_abstract_surrogate() -> None:
+    A surrogate escape (what ``os.fsdecode`` makes of a byte that is not
+    UTF-8) stands for its byte, as in ipc paths; any other lone surrogate
+    is a bad address.
+    """
     from purenng.core.errors import BadAddress
     from purenng.core.registry import get_registry
     from purenng.core.url import parse_url
+    from purenng.transports.ipc import _address
 
-    url = parse_url(
-        "abstract://" + _known("url/abstract-surrogate").decode("utf-8", "surrogateescape")
-    )
-    # Passes (and so XPASSes, strictly) once ipc.py raises the documented error;
-    # then move fuzz/known/url/ to fuzz/crashes/url/ and drop the xfail.
+    crash = (CRASHES / "url" / "abstract-surrogate").read_bytes()
+    url = parse_url("abstract://" + crash.decode("utf-8", "surrogateescape"))
+    get_registry().transport("abstract").check_url(url)
+    assert _address(url) == b"\0\xff"
     with pytest.raises(BadAddress):
-        get_registry().transport("abstract").check_url(url)
+        get_registry().transport("abstract").check_url(parse_url("abstract://a\ud800b"))
 
 
 # ---------------------------------------------------------------- hypothesis properties

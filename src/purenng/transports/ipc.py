@@ -213,7 +213,14 @@ def _address(url: URL) -> str | bytes:
     if url.scheme == "abstract":
         if not _LINUX:
             raise BadAddress(f"{url.raw!r}: abstract sockets exist on Linux only")
-        name = unquote_to_bytes(url.rest)
+        try:
+            # Surrogate escapes stand for the bytes they came from, as in
+            # paths (os.fsencode); any other lone surrogate names nothing.
+            name = unquote_to_bytes(url.rest.encode("utf-8", "surrogateescape"))
+        except UnicodeEncodeError:
+            raise BadAddress(
+                f"{url.raw!r}: an abstract name must be text or %-escaped bytes"
+            ) from None
         if not name:
             raise BadAddress(
                 f"{url.raw!r}: an abstract socket needs a name, e.g. abstract://my-service"
