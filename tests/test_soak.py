@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from purenng.soak.report import growth_verdicts, plot_soak, summary_table
-from purenng.soak.runner import SoakConfig, account, run_soak
-from purenng.soak.traffic import HDR, Corrupt, check, make
+from purenng.soak.runner import SoakConfig, SoakResult, account, run_soak
+from purenng.soak.traffic import HDR, Checker, Corrupt, Recorder, check, make
 
 # ---------------------------------------------------------------- messages
 
@@ -53,35 +53,51 @@ def _push(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return next(r for r in rows if r["stream"] == "push")
 
 
-def test_gap_while_the_receiver_lives_is_a_loss() -> None:
-    reports = _reports({1: {5: [0, 99, 99]}}, {5: (10.0, 100)})
-    events = [{"transport": "tcp", "kind": "gap", "stream": "push", "gen": 5, "inc": 1,
-               "expected": 50, "got": 51}]  # fmt: skip
-    row = _push(account("tcp", reports, {("tcp", "A", 1): 1.0}, events, []))
+def test_hole_while_the_receiver_lives_is_a_loss() -> None:
+    # [first, last, count, missing now, missing for more than 30 s]
+    reports = _reports({1: {5: [0, 99, 99, 1, 0]}}, {5: (10.0, 100)})
+    row = _push(account("tcp", reports, {("tcp", "A", 1): 1.0}, set(), []))
     assert row["lost"] == row["lost_gaps"] == 1
+    # A killed receiver: only what had been missing for long counts.
+    assert _push(account("tcp", reports, {}, {("tcp", "A", 1)}, []))["lost"] == 0
+    reports["tcp", "A", 1]["ranges"]["push"]["5"][4] = 1
+    assert _push(account("tcp", reports, {}, {("tcp", "A", 1)}, []))["lost"] == 1
 
 
 def test_late_start_is_excused_only_after_a_receiver_restart() -> None:
     reports = _reports({1: {5: [0, 40, 41]}, 2: {5: [60, 99, 40]}}, {5: (10.0, 100)})
-    late = {"transport": "tcp", "kind": "late_start", "stream": "push", "gen": 5, "first": 60}
     finals = [{"transport": "tcp", "stream": "push", "gen": 5, "sent": 100}]
     # A#2 started after the generation: what A#1 had in flight died with it.
     born = {("tcp", "A", 1): 1.0, ("tcp", "A", 2): 20.0}
-    row = _push(account("tcp", reports, born, [{**late, "inc": 2}], finals))
+    row = _push(account("tcp", reports, born, {("tcp", "A", 1)}, finals))
     assert row["lost"] == 0
     assert row["excused_at_kill"] == 19
     # The same first number in a receiver that was there before the sender: a loss.
-    row = _push(account("tcp", reports, born, [{**late, "inc": 1}], finals))
+    born["tcp", "A", 2] = 5.0
+    row = _push(account("tcp", reports, born, {("tcp", "A", 1)}, finals))
     assert row["lost"] == row["lost_start"] == 60
 
 
 def test_tail_of_a_stopped_sender_must_arrive() -> None:
     reports = _reports({1: {5: [0, 89, 90]}}, {5: (10.0, 100)})
     finals = [{"transport": "tcp", "stream": "push", "gen": 5, "sent": 100}]
-    row = _push(account("tcp", reports, {("tcp", "A", 1): 1.0}, [], finals))
+    row = _push(account("tcp", reports, {("tcp", "A", 1): 1.0}, set(), finals))
     assert row["lost"] == row["lost_tail"] == 10
     # Without a FINAL (the sender was killed) the tail is not followed.
-    assert _push(account("tcp", reports, {("tcp", "A", 1): 1.0}, [], []))["lost"] == 0
+    assert _push(account("tcp", reports, {("tcp", "A", 1): 1.0}, set(), []))["lost"] == 0
+
+
+def test_checker_tells_late_from_lost_and_duplicate() -> None:
+    rec = Recorder("A", 1)
+    chk = Checker(rec, rec.counter("push"), b"pp")
+    for seq in (0, 1, 5, 2, 3, 6, 6, 9):  # 2 and 3 come late, 6 twice, 4, 7 and 8 missing
+        chk.take(make(b"pp", 7, seq, 10))
+    chk.take(make(b"t1", 7, 10, 10))  # another topic: corrupt
+    c = rec.counters[0]
+    assert (c.recv, c.late, c.dups, c.corrupt) == (8, 2, 1, 1)
+    first, last, count, missing, stale = rec.report()["ranges"]["push"]["7"]
+    assert (first, last, count, missing, stale) == (0, 9, 7, 3, 0)
+    assert [e["kind"] for e in rec.report()["events"]] == []  # taken by the first report
 
 
 # ---------------------------------------------------------------- growth
@@ -162,6 +178,7 @@ def test_short_soak_detects_an_injected_loss(tmp_path: Any) -> None:
     assert re.search(r"\ninproc\s+push\s+reliable\s+[\d,]+\s+[\d,]+\s+1\s", table), table
     data = json.loads(json.dumps(result.to_json()))
     assert data["verdict"] == "fail"
+    assert summary_table(SoakResult.from_json(data)) == table  # --from-json re-prints it
     pytest.importorskip("matplotlib")
     png = tmp_path / "soak.png"
     plot_soak(result, str(png))

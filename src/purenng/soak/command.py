@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from .runner import TRANSPORTS, SoakConfig, print_summary, run_soak
+from .runner import TRANSPORTS, SoakConfig, SoakResult, print_summary, run_soak
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="FILE", help="write the figure (PNG, needs matplotlib)")
     p.add_argument("--logs", metavar="DIR", help="keep the children's stderr here")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--from-json", metavar="FILE",
+        help="run nothing: print the table of a saved result (and redraw it with --plot)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +64,15 @@ def run(args: argparse.Namespace) -> int:
         except ImportError:
             print("--plot needs matplotlib: pip install matplotlib", file=sys.stderr)
             return 2
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as f:
+            saved = SoakResult.from_json(json.load(f))
+        if args.plot:
+            from .report import plot_soak
+
+            plot_soak(saved, args.plot)
+        print_summary(saved)
+        return 0 if saved.ok else 1
     cfg = SoakConfig(
         minutes=args.minutes,
         transports=transports,

@@ -174,6 +174,8 @@ def summary_table(result: SoakResult) -> str:
     for r in result.streams:
         if r["stream"] == "push":
             lost, extra = r["lost"], f"unaccounted at kills {r['excused_at_kill']:,}"
+            if r.get("late"):
+                extra += f", late (out of order) {r['late']:,}"
         elif r["stream"] == "req":
             lost, extra = r["lost"], f"served {r['served']:,} (resends included)"
         elif r["stream"] == "survey":
@@ -284,18 +286,22 @@ def plot_soak(result: SoakResult, path: str) -> None:
             )  # fmt: skip
     ax_msg = axes[1][1]
     # Rates over several samples: counts arrive with the STAT lines, in steps.
-    k = max(1, round(max(10.0, result.elapsed_s / 120) / cfg.sample))
+    k = max(1, round(max(10.0, result.elapsed_s / 30) / cfg.sample))
     for t, p in result.progress.items():
         ts, ns = p["t"], p["recv"]
         xs = [(ts[i] + ts[i - k]) / 120 for i in range(k, len(ts))]
         ys = [(ns[i] - ns[i - k]) / max(1e-9, ts[i] - ts[i - k]) for i in range(k, len(ts))]
         ax_msg.plot(xs, ys, color=_COLORS.get(t, "black"), linewidth=1.0, label=t)
-    top = ax_msg.get_ylim()[1]
+    top = ax_msg.get_ylim()[1] * 1.05
+    # Disturbances as one row of ticks per transport under the rates.
+    rows = {t: i for i, t in enumerate(result.progress)}
+    step = top * 0.3 / max(1, len(rows))
     for ev in result.events:
-        if ev["kind"] in ("kill", "restart", "redial"):
+        if ev["kind"] in ("kill", "restart", "redial") and ev["transport"] in rows:
             c = _COLORS.get(ev["transport"], "black")
             mk = "v" if ev["kind"] in ("kill", "restart") else "|"
-            ax_msg.plot([ev["t"] / 60], [top * 0.97], marker=mk, color=c, markersize=6)
+            y = step * (rows[ev["transport"]] + 0.5)
+            ax_msg.plot([ev["t"] / 60], [y], marker=mk, color=c, markersize=5, linestyle="")
     ax_msg.set_ylim(0, top)
     titles = {
         "rss": "resident memory (MiB) per child",
@@ -309,9 +315,16 @@ def plot_soak(result: SoakResult, path: str) -> None:
             ax.axvspan(warm / 60, (warm + win) / 60, color="tab:green", alpha=0.08, zorder=0)
             ax.axvspan((stop_t - win) / 60, stop_t / 60, color="tab:red", alpha=0.08, zorder=0)
         ax.grid(True, alpha=0.3)
-    panels["rss"].legend(fontsize="x-small", ncol=2, loc="upper left")
-    ax_msg.set_title("messages received per second (all streams); v kill, | redial")
-    ax_msg.legend(fontsize="small", ncol=3, loc="lower right")
+    # The threads panel has room between its few levels: the legend goes there.
+    handles, labels = panels["rss"].get_legend_handles_labels()
+    panels["threads"].legend(handles, labels, fontsize="x-small", ncol=3, loc="center")
+    panels["rss"].set_ylim(bottom=0)
+    panels["fds"].set_ylim(bottom=0)
+    panels["threads"].set_ylim(bottom=0)
+    ax_msg.set_title(
+        f"messages/s received, all streams ({k * cfg.sample:g} s means); ticks: v kill, | redial"
+    )
+    ax_msg.legend(fontsize="small", ncol=3, loc="center right")
     ax_msg.grid(True, alpha=0.3)
     for ax in (axes[1][0], axes[1][1]):
         ax.set_xlabel("minutes")

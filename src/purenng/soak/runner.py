@@ -30,8 +30,14 @@ Theory of operation:
 * Loss accounting on the reliable streams (``push``: PUSH -> PULL;
   ``req``: REQ -> REP -> REQ), done by :func:`account`:
 
-  - a gap inside one receiver incarnation's view of one sender generation
-    is a loss (the receiver lived; only a defect loses a message there);
+  - a number missing in one receiver incarnation's view of one sender
+    generation is a loss when the receiver lived to the end (only a defect
+    loses a message there).  Numbers may come late, out of order: PUSH/PULL
+    keeps order per pipe, and a redialed sender's old pipe may still hold
+    messages when the new one delivers; a late arrival fills its hole (and
+    is counted as ``late``).  In a receiver that was killed, a number counts
+    as lost only if it had been missing for 30 s when the receiver last
+    reported;
   - a generation whose first message in a receiver incarnation is not 0 is
     excused when that incarnation started after the generation did (those
     messages were in flight to, or received by, the killed receiver), and
@@ -60,7 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import IO, TYPE_CHECKING, Any
 
 from purenng.bench.proc import HOST, child_command, free_port, machine_info
@@ -181,6 +187,26 @@ class SoakResult:
     def ok(self) -> bool:
         return not self.failures
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SoakResult:
+        """The result a :meth:`to_json` document holds (to redraw or re-print it)."""
+        known = {f.name for f in fields(SoakConfig)}
+        cfg = SoakConfig(**{k: v for k, v in data["config"].items() if k in known})
+        return cls(
+            config=cfg,
+            machine=data["machine"],
+            started=data["started"],
+            elapsed_s=data["elapsed_s"],
+            streams=data["streams"],
+            processes=data["processes"],
+            samples=data["samples"],
+            progress=data["progress"],
+            events=data["events"],
+            failures=data["failures"],
+            notes=data["notes"],
+            logs=data.get("logs"),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "soak": "purenng soak",
@@ -191,7 +217,7 @@ class SoakResult:
             "plans": {t: asdict(PLANS[t]) for t in self.config.transports},
             "machine": self.machine,
             "started": self.started,
-            "elapsed_s": round(self.elapsed_s, 1),
+            "elapsed_s": round(self.elapsed_s, 3),
             "streams": self.streams,
             "processes": self.processes,
             "events": self.events,
@@ -637,8 +663,13 @@ class _Soak:
             self.kill(c, "hung")
 
     def undrained(self) -> list[str]:
-        """Final reliable generations whose receiver has not got their last message."""
+        """Reliable generations not yet complete: holes, or a final message not received."""
         out = []
+        for key, rep in self.reports.items():  # holes that may still fill
+            if key[1] == "A" and key not in self.killed:
+                for g, r in rep.get("ranges", {}).get("push", {}).items():
+                    if len(r) >= 5 and int(r[3]):
+                        out.append(f"{key[0]} {g} holes")
         for f in self.finals:
             if f["stream"] != "push" or not f["sent"]:
                 continue
@@ -687,16 +718,43 @@ def _best_last(
 # ---------------------------------------------------------------- accounting
 
 
+def _holes(
+    reports: dict[tuple[str, str, int], dict[str, Any]],
+    killed: set[tuple[str, str, int]],
+    transport: str,
+    stream: str,
+) -> int:
+    """Numbers still missing in what ``stream``'s receivers got: lost, per the rules.
+
+    A receiver that lived to the end must have every hole filled; in one
+    that was killed, only numbers missing for longer than the late-arrival
+    grace when it last reported count (the rest may have been on the way).
+    """
+    rx = STREAMS[stream][2]
+    n = 0
+    for key, rep in reports.items():
+        if key[0] != transport or key[1] != rx:
+            continue
+        for r in rep.get("ranges", {}).get(stream, {}).values():
+            missing, stale = (int(r[3]), int(r[4])) if len(r) >= 5 else (0, 0)
+            n += stale if key in killed else missing
+    return n
+
+
 def account(
     transport: str,
     reports: dict[tuple[str, str, int], dict[str, Any]],
     born: dict[tuple[str, str, int], float],
-    events: list[dict[str, Any]],
+    killed: set[tuple[str, str, int]],
     finals: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """One row per stream of ``transport``: counts, and losses per the module's rules."""
+    """One row per stream of ``transport``: counts, and losses per the module's rules.
+
+    ``reports`` holds each incarnation's last report, ``born`` when each
+    started (wall clock), ``killed`` which were killed, ``finals`` the last
+    numbers of the senders that were stopped.
+    """
     rows = []
-    mine = [ev for ev in events if ev.get("transport") == transport]
     gen_t0: dict[int, float] = {}
     #: stream -> generation -> messages its sender said it sent.
     gen_sent: dict[str, dict[int, int]] = {}
@@ -725,6 +783,7 @@ def account(
             "corrupt": total("A", "corrupt") + total("B", "corrupt"),
             "dups": total(rx, "dups"),
             "gaps": total(rx, "gaps"),
+            "late": total(rx, "late"),
         }
         if stream not in ("req", "survey"):
             # A killed sender's last report is older than what it sent: what
@@ -737,30 +796,29 @@ def account(
                         got[int(g)] = max(got.get(int(g), -1), int(r[1]))
             row["sent"] = sum(max(sent.get(g, 0), got.get(g, -1) + 1) for g in set(sent) | set(got))
         if stream == "push":
-            gap_loss = sum(
-                int(ev["got"]) - int(ev["expected"])
-                for ev in mine
-                if ev["kind"] == "gap" and ev.get("stream") == "push"
-            )
+            hole_loss = _holes(reports, killed, transport, "push")
             late_loss = excused = 0
-            for ev in mine:
-                if ev["kind"] != "late_start" or ev.get("stream") != "push":
+            for (t, s, inc), rep in reports.items():
+                if t != transport or s != rx:
                     continue
-                started = born.get((transport, "A", int(ev["inc"])), 0.0)
-                t0 = gen_t0.get(int(ev["gen"]))
-                if t0 is not None and started > t0:
-                    excused += int(ev["first"])
-                else:
-                    late_loss += int(ev["first"])
+                for g, r in rep.get("ranges", {}).get("push", {}).items():
+                    first = int(r[0])
+                    if not first:
+                        continue
+                    t0 = gen_t0.get(int(g))
+                    if t0 is not None and born.get((t, s, inc), 0.0) > t0:
+                        excused += first
+                    else:
+                        late_loss += first
             tail_loss = 0
             for f in finals:
                 if f["transport"] == transport and f["stream"] == "push" and f["sent"]:
                     best = _best_last(reports, transport, "push", int(f["gen"]))
                     tail_loss += max(0, int(f["sent"]) - 1 - best)
-            lost = gap_loss + late_loss + tail_loss
+            lost = hole_loss + late_loss + tail_loss
             row.update(
                 lost=lost,
-                lost_gaps=gap_loss,
+                lost_gaps=hole_loss,
                 lost_start=late_loss,
                 lost_tail=tail_loss,
                 excused_at_kill=max(0, row["sent"] - row["received"] - lost),
@@ -775,7 +833,7 @@ def account(
             row["unanswered"] = total("A", "missing")
             row["answered_by_B"] = total("B", "other")
         else:
-            row["dropped"] = row["gaps"]
+            row["dropped"] = _holes(reports, killed, transport, stream)
             if stream == "pub":
                 row["filtered_topic_sent"] = total("A", "other")
         rows.append(row)
@@ -800,7 +858,7 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] | None = None) -> 
     elapsed = time.monotonic() - soak.m0
     streams: list[dict[str, Any]] = []
     for t in cfg.transports:
-        streams += account(t, soak.reports, soak.born, soak.events, soak.finals)
+        streams += account(t, soak.reports, soak.born, soak.killed, soak.finals)
     for row in streams:
         where = f"{row['transport']}: {row['stream']}"
         if row["reliable"] and row.get("lost"):

@@ -27,9 +27,10 @@ Rules:
   topic); a bad one is ``corrupt``.
 * A *generation* is one sender's life: a random 32-bit id chosen when the
   sender starts, sequence numbers from 0.  A receiver keeps, per generation,
-  the first and last number it saw and how many; a number above the next
-  expected one is a *gap* (an event with both numbers), one below it a
-  duplicate.  Whether a gap is a loss is the runner's decision
+  the first and last number it saw, how many, and which numbers in between
+  are missing (:class:`Checker`: a missing number may still come late,
+  from the old pipe of a redialed sender; one that comes twice is a
+  duplicate).  Whether what is missing is lost is the runner's decision
   (:mod:`purenng.soak.runner`), which knows who was killed when.
 * A blocked send that times out has not taken the message (the socket's
   contract), so the sender retries the same number: a sequence number is
@@ -135,6 +136,10 @@ SEND_POLL = 5.0
 SURVEY_TIME = 0.5
 #: REQ resends an unanswered request after this many seconds.
 RESEND_TIME = 2.0
+#: A number missing this long (seconds) is not coming late any more.
+LATE_GRACE = 30.0
+#: Missing numbers a receiver follows per stream and generation.
+MISSING_MAX = 100_000
 
 _POOL_SIZE = 1 << 20
 _POOL = memoryview(random.Random(20261207).randbytes(2 * _POOL_SIZE))
@@ -187,6 +192,8 @@ class Counter:
     timeouts: int = 0
     errors: int = 0
     other: int = 0
+    late: int = 0
+    untracked: int = 0
 
 
 @dataclass
@@ -210,6 +217,8 @@ class Recorder:
         self.gens: list[Generation] = []
         #: stream -> generation -> [first, last, count] of what this side received.
         self.ranges: dict[str, dict[int, list[int]]] = {}
+        #: stream -> generation -> missing number -> wall time it went missing.
+        self.missing: dict[str, dict[int, dict[int, float]]] = {}
         self._events: list[dict[str, Any]] = []
 
     def counter(self, stream: str) -> Counter:
@@ -231,6 +240,14 @@ class Recorder:
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         self.event("error", where=where, error=last[:300])
 
+    def _holes(self, stream: str, gen: int) -> tuple[int, int]:
+        """(numbers missing now, of those missing for more than :data:`LATE_GRACE` s)."""
+        miss = self.missing.get(stream, {}).get(gen)
+        if not miss:
+            return 0, 0
+        old = time.time() - LATE_GRACE
+        return len(miss), sum(1 for t in list(miss.values()) if t < old)
+
     def report(self) -> dict[str, Any]:
         events, self._events = self._events, []
         totals: dict[str, dict[str, int]] = {}
@@ -247,14 +264,23 @@ class Recorder:
             "streams": totals,
             "gens": [vars(g) for g in self.gens],
             "ranges": {
-                s: {str(g): r for g, r in by_gen.items()} for s, by_gen in self.ranges.items()
+                s: {str(g): [*r, *self._holes(s, g)] for g, r in by_gen.items()}
+                for s, by_gen in self.ranges.items()
             },
             "events": events,
         }
 
 
 class Checker:
-    """A receiver's bookkeeping: per-generation order, gaps, duplicates."""
+    """A receiver's bookkeeping: per-generation order, holes, late arrivals, duplicates.
+
+    A number above the next expected one opens a hole (its numbers are
+    *missing*, with the time they went missing); a number below it that is
+    missing fills the hole (a *late* arrival: PUSH/PULL and the others keep
+    order per pipe only, so a message still in the old pipe of a redialed
+    sender may arrive after newer ones from the new pipe); any other number
+    below it is a duplicate.  What is still missing at the end is lost.
+    """
 
     def __init__(self, rec: Recorder, c: Counter, topic: bytes) -> None:
         self.rec = rec
@@ -262,6 +288,17 @@ class Checker:
         self.topic = topic
         self.reliable = c.stream in RELIABLE_STREAMS
         self.ranges: dict[int, list[int]] = rec.ranges.setdefault(c.stream, {})
+        self.missing: dict[int, dict[int, float]] = rec.missing.setdefault(c.stream, {})
+
+    def _hole(self, gen: int, lo: int, hi: int) -> None:
+        """Numbers ``lo`` to ``hi - 1`` of ``gen`` went missing now."""
+        miss = self.missing.setdefault(gen, {})
+        now = time.time()
+        if len(miss) + (hi - lo) > MISSING_MAX:
+            self.c.untracked += hi - lo  # counted, no longer followed one by one
+            return
+        for s in range(lo, hi):
+            miss[s] = now
 
     def take(self, data: bytes) -> None:
         c = self.c
@@ -278,8 +315,6 @@ class Checker:
         r = self.ranges.get(gen)
         if r is None:
             self.ranges[gen] = [seq, seq, 1]
-            if seq and self.reliable:
-                self.rec.event("late_start", stream=c.stream, gen=gen, first=seq)
             return
         expected = r[1] + 1
         if seq == expected:
@@ -287,10 +322,19 @@ class Checker:
             r[2] += 1
         elif seq > expected:
             c.gaps += seq - expected
+            self._hole(gen, expected, seq)
             if self.reliable:
                 self.rec.event("gap", stream=c.stream, gen=gen, expected=expected, got=seq)
             r[1] = seq
             r[2] += 1
+        elif seq < r[0]:  # from before the first one seen: the start was late
+            self._hole(gen, seq + 1, r[0])
+            r[0] = seq
+            r[2] += 1
+            c.late += 1
+        elif self.missing.get(gen, {}).pop(seq, None) is not None:
+            r[2] += 1
+            c.late += 1
         else:
             c.dups += 1
             if self.reliable:
