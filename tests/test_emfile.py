@@ -12,7 +12,8 @@ clients from the test process, far more than the child can accept.  Then:
 * once the clients are gone, a new client is accepted and gets its reply.
 
 The child runs the standard asyncio loop (the default inside a user's own
-``asyncio.run()``) and, when installed, uvloop, for tcp, ipc and tls.
+``asyncio.run()``) and, when installed, uvloop, for tcp, ipc, tls and ws
+(the shared HTTP service's accept loop).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def _connect(url: str) -> socket.socket:
         c.settimeout(T)
         c.connect(url.removeprefix("ipc://"))
         return c
-    port = int(url.rsplit(":", 1)[1])
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
     return socket.create_connection(("127.0.0.1", port), timeout=T)
 
 
@@ -133,6 +134,8 @@ SCENARIOS = [
     ),
     pytest.param("ipc", "asyncio", id="ipc-asyncio"),
     pytest.param("tls+tcp", "asyncio", id="tls-asyncio"),
+    # ws listeners accept through the shared HTTP service.
+    pytest.param("ws", "asyncio", id="ws-asyncio"),
 ]
 
 
@@ -148,6 +151,8 @@ def test_out_of_descriptors_backs_off_and_recovers(
     cert.write_bytes(certs.server.cert_pem)
     key.write_bytes(certs.server.key_pem)
     url = f"ipc://{tmp_path}/e.sock" if scheme == "ipc" else f"{scheme}://127.0.0.1:0"
+    if scheme == "ws":
+        url += "/emfile"
     env = {k: v for k, v in os.environ.items() if k != "PURENNG_LOOP"}
     # The log goes to a file, not a pipe: a full pipe would block the
     # child's logging, and with it the very spin this test looks for.

@@ -74,6 +74,7 @@ from urllib.parse import parse_qsl, unquote
 import h11
 
 from ..core.errors import AddressInUse, BadAddress
+from ..core.stream import SocketServer
 from ..transports._ws_codec import check_upgrade, is_upgrade_request
 from ._types import HTTPError, Request, Response, as_response, status_phrase, text_response
 
@@ -81,6 +82,9 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable, Mapping
     from pathlib import Path
+
+#: Connections waiting to be accepted, as the kernel queues them.
+_BACKLOG = 1024
 
 __all__ = [
     "Limits",
@@ -199,7 +203,7 @@ class Service:
         self.family = family
         self.ssl_context = ssl_context
         self.limits = limits
-        self.server: asyncio.Server | None = None
+        self.server: SocketServer | None = None
         self.port = port
         self.sockname: Any = None
         self.ready: asyncio.Future[None] = loop.create_future()
@@ -228,39 +232,41 @@ class Service:
             BadAddress: the host does not resolve or is not local.
         """
         try:
-            server = await self.loop.create_server(
-                lambda: _Connection(self),
+            infos = await self.loop.getaddrinfo(
                 self.host,
                 self.requested_port,
                 family=self.family,
-                reuse_address=True,
-                backlog=1024,
-                ssl=self.ssl_context,
-                ssl_handshake_timeout=self.limits.header_timeout if self.ssl_context else None,
+                type=socket.SOCK_STREAM,
+                flags=socket.AI_PASSIVE,
             )
         except socket.gaierror as exc:
             raise BadAddress(f"{where}: cannot resolve {self.host!r}: {exc.strerror}") from exc
+        # A name with several addresses binds the first (so port 0 means one
+        # port), as the tcp transport does.
+        af, kind, proto, _, addr = infos[0]
+        sock = socket.socket(af, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(addr)
+            sock.listen(_BACKLOG)
         except OSError as exc:
+            sock.close()
             if exc.errno == errno.EADDRINUSE:
                 raise AddressInUse(f"{where}: address already in use") from exc
             if exc.errno == errno.EADDRNOTAVAIL:
                 raise BadAddress(f"{where}: address not available on this host") from exc
             raise
-        socks = server.sockets
-        if self.requested_port == 0 and len(socks) > 1:
-            # A name with several addresses: keep one, so port 0 means one port.
-            server.close()
-            first = socks[0].getsockname()
-            server = await self.loop.create_server(
-                lambda: _Connection(self),
-                first[0],
-                first[1],
-                family=socks[0].family,
-                reuse_address=True,
-                backlog=1024,
-                ssl=self.ssl_context,
-                ssl_handshake_timeout=self.limits.header_timeout if self.ssl_context else None,
-            )
+        # purenng's own accept loop, not loop.create_server: when descriptors
+        # run out it backs off instead of spinning (core/stream.py).
+        server = SocketServer(
+            sock,
+            lambda: _Connection(self),
+            name=where,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=self.limits.header_timeout if self.ssl_context else None,
+        )
         self.server = server
         self.sockname = server.sockets[0].getsockname()
         self.port = self.sockname[1]
