@@ -367,6 +367,7 @@ class WSPipe(Pipe, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self.rx_bytes += len(data)  # recv_idle_timeout: a large message in progress counts
         codec = self._codec
         msgs = codec.receive(data)
         deliver = self._deliver
