@@ -442,6 +442,9 @@ class Listener:
             )
             if not pipe.closed and not pipe.ready:
                 self._pending.add(pipe)
+            # Held across the next wait, these would keep the last pipe (and
+            # what it holds) alive after it closed, until the next accept.
+            del stream, pipe, on_ready, on_failed
 
     def _ready(self, pipe: SPStreamPipe, slot: ConnectionSlot | None = None) -> None:
         self._pending.discard(pipe)

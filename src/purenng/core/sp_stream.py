@@ -54,6 +54,9 @@ FLUSH_AT = 256 * 1024
 WRITE_HIGH = 1 << 20
 WRITE_LOW = 256 * 1024
 
+#: Transport details copied when the pipe starts (see ``SPStreamPipe.extra``).
+_KEPT_EXTRAS = ("sockname", "peername", "peercert")
+
 _pack_len = struct.Struct(">Q").pack
 _pack_ipc = struct.Struct(">BQ").pack
 
@@ -103,6 +106,7 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         self._hs_timeout = HANDSHAKE_TIMEOUT
         self._deliver: Callable[[Pipe, bytes | bytearray], None] | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._info: dict[str, Any] = {}
 
     # ------------------------------------------------------------ start
 
@@ -115,6 +119,12 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         if detached is not None:
             tr, leftover = detached
             self._tr = tr
+            # Kept: a closed (TLS) transport no longer answers, and the pipe
+            # lets go of its transport once the connection is lost.
+            for name in _KEPT_EXTRAS:
+                value = tr.get_extra_info(name)
+                if value is not None:
+                    self._info[name] = value
             try:
                 tr.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
             except (AttributeError, NotImplementedError):
@@ -198,6 +208,25 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         if exc is not None and self.error is None:
             self.error = exc
         self._closed_now()
+        self._release()
+
+    def _release(self) -> None:
+        """Break the pipe's reference cycles once its connection is gone.
+
+        The pipe holds its decoder, whose callbacks are the pipe's bound
+        methods, and its transport, whose protocol is the pipe: without this
+        a closed pipe waits for the cyclic garbage collector, and over TLS
+        it keeps the SSL protocol and OpenSSL's buffers (about 1 MiB after
+        large messages) until then.  Addresses stay readable from the copy
+        taken at start.
+        """
+        decoder = self.decoder
+        decoder.on_handshake = _ignore
+        decoder.on_message = _ignore
+        self._tr = None
+        self._deliver = None
+        self._on_ready = _ignore
+        self._on_failed = None
 
     # ------------------------------------------------------------ Pipe
 
@@ -323,6 +352,9 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         value = self._stream.extra(name, None)
         if value is not None:
             return value
+        value = self._info.get(name)
+        if value is not None:
+            return value
         tr = self._tr
         if tr is not None:
             return tr.get_extra_info(name, default)
@@ -423,3 +455,7 @@ def start_sp_pipe(
     )
     pipe.start(loop, HANDSHAKE_TIMEOUT if handshake_timeout is None else handshake_timeout)
     return pipe
+
+
+def _ignore(*args: Any) -> None:
+    """Stands in for a closed pipe's callbacks."""

@@ -351,6 +351,10 @@ class AsyncioStream(Stream):
             return None
         data = bytes(self._protocol.buffer)
         self._protocol.buffer.clear()
+        # The new owner becomes the transport's protocol; a reference left
+        # here would tie the transport (and, over TLS, its SSL state) to
+        # this stream for as long as the new owner keeps the stream.
+        self._protocol.transport = None
         return tr, data
 
     @property
