@@ -78,6 +78,9 @@ from .core.stream import (
 from .core.stream import (
     StreamProtocol as StreamProtocol,
 )
+from .core.stream import (
+    listening_socket as listening_socket,
+)
 from .core.transport import (
     PipeListener as PipeListener,
 )
@@ -127,6 +130,7 @@ __all__ = [
     "duration",
     "hookimpl",
     "integer",
+    "listening_socket",
     "next_id",
     "parse_host_port",
     "string",

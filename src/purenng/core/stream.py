@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 from abc import ABC, abstractmethod
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -43,7 +44,6 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from .errors import Closed, ConnectionReset
 
 if TYPE_CHECKING:
-    import socket
     from collections.abc import Callable
 
     from .message import BytesLike
@@ -61,6 +61,7 @@ __all__ = [
     "Stream",
     "StreamListener",
     "StreamProtocol",
+    "listening_socket",
 ]
 
 log = logging.getLogger("purenng")
@@ -361,6 +362,37 @@ class AsyncioStream(Stream):
     def protocol(self) -> StreamProtocol:
         """The protocol buffering this stream's input."""
         return self._protocol
+
+
+def listening_socket(info: tuple[Any, ...], backlog: int, where: str) -> socket.socket:
+    """A bound, listening, non-blocking TCP socket for one ``getaddrinfo`` entry.
+
+    Set up as ``loop.create_server`` would (``SO_REUSEADDR``; an IPv6 socket
+    is IPv6 only, no dual stack), for a :class:`SocketServer` to serve.
+
+    Raises:
+        AddressInUse: the address is taken.
+        BadAddress: the address is not one of this host's.
+    """
+    from .errors import AddressInUse, BadAddress
+
+    af, kind, proto, _, addr = info
+    sock = socket.socket(af, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(f"{where}: address already in use") from exc
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise BadAddress(f"{where}: address not available on this host") from exc
+        raise
+    return sock
 
 
 class SocketServer(asyncio.AbstractServer):

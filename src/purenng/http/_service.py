@@ -59,7 +59,6 @@ whatever bytes h11 had read past the request.
 from __future__ import annotations
 
 import asyncio
-import errno
 import inspect
 import logging
 import mimetypes
@@ -74,7 +73,7 @@ from urllib.parse import parse_qsl, unquote
 import h11
 
 from ..core.errors import AddressInUse, BadAddress
-from ..core.stream import SocketServer
+from ..core.stream import SocketServer, listening_socket
 from ..transports._ws_codec import check_upgrade, is_upgrade_request
 from ._types import HTTPError, Request, Response, as_response, status_phrase, text_response
 
@@ -243,21 +242,7 @@ class Service:
             raise BadAddress(f"{where}: cannot resolve {self.host!r}: {exc.strerror}") from exc
         # A name with several addresses binds the first (so port 0 means one
         # port), as the tcp transport does.
-        af, kind, proto, _, addr = infos[0]
-        sock = socket.socket(af, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(addr)
-            sock.listen(_BACKLOG)
-        except OSError as exc:
-            sock.close()
-            if exc.errno == errno.EADDRINUSE:
-                raise AddressInUse(f"{where}: address already in use") from exc
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise BadAddress(f"{where}: address not available on this host") from exc
-            raise
+        sock = listening_socket(infos[0], _BACKLOG, where)
         # purenng's own accept loop, not loop.create_server: when descriptors
         # run out it backs off instead of spinning (core/stream.py).
         server = SocketServer(

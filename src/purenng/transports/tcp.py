@@ -25,7 +25,6 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from ..plugin import (
-    AddressInUse,
     AsyncioStream,
     AsyncioStreamListener,
     BadAddress,
@@ -35,6 +34,7 @@ from ..plugin import (
     StreamTransport,
     boolean,
     hookimpl,
+    listening_socket,
     parse_host_port,
 )
 
@@ -124,23 +124,8 @@ async def bind_listener(
         raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
     if not infos:  # pragma: no cover - getaddrinfo raises instead
         raise BadAddress(f"{url.raw!r}: {hp.host!r} has no address")
-    af, kind, proto, _, addr = infos[0]
-    sock = socket.socket(af, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-            # As asyncio: no dual-stack socket, tcp6 means IPv6 only.
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(addr)
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise AddressInUse(f"{url.raw}: address already in use") from exc
-        if exc.errno == errno.EADDRNOTAVAIL:
-            raise BadAddress(f"{url.raw}: address not available on this host") from exc
-        raise
+    # As asyncio: no dual-stack socket, tcp6 means IPv6 only.
+    sock = listening_socket(infos[0], BACKLOG, url.raw)
     bound = sock.getsockname()
     shown = _format_host(hp.host) if hp.host not in ("", "*") else hp.host
     lst._url = f"{url.scheme}://{shown}:{bound[1]}"
