@@ -28,6 +28,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cat": ("purenng.cli.cat", "nngcat-compatible command line client"),
     "serve": ("purenng.cli.serve", "static files, REST and SP-over-WebSocket on one HTTP port"),
     "cert": ("purenng.cli.cert", "make a development CA and TLS certificates (tls+tcp, wss)"),
+    "soak": (
+        "purenng.soak.command",
+        "mixed traffic over every transport with peer restarts: loss, hangs, growth",
+    ),
 }
 
 
