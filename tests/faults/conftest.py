@@ -18,8 +18,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -34,6 +34,7 @@ import pytest
 
 from interop.peers import REQUIRE_ENV, PeerError, _LineReader, require_peer
 from purenng.core.loop import background_loop
+from purenng.testing.faultproxy import _in_thread
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -58,33 +59,10 @@ _start: dict[str, int] = {}
 async def in_thread(fn: Callable[..., R], *args: Any) -> R:
     """``await`` ``fn(*args)`` run in a thread of its own that ends with the call.
 
-    Not ``asyncio.to_thread``: the default executor's idle workers outlive
-    the call, and the leak check does not know uvloop's (``uvloop_N``).
+    The fault proxy's own helper: no default-executor worker stays behind
+    for the leak check to weigh.
     """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[R] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if not fut.done():
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
-
-    def run() -> None:
-        try:
-            value = fn(*args)
-        except BaseException as exc:
-            loop.call_soon_threadsafe(settle, False, exc)
-        else:
-            loop.call_soon_threadsafe(settle, True, value)
-
-    thread = threading.Thread(target=run, name="fault-test-wait", daemon=True)
-    thread.start()
-    try:
-        return await fut
-    finally:
-        thread.join(T)
+    return await _in_thread(functools.partial(fn, *args))
 
 
 def rss() -> int:
