@@ -68,10 +68,10 @@ LAZY_MODULES = (
     "purenng.transports.inproc",
     "purenng.transports.tcp",
     "purenng.transports.ipc",
-    "purenng.transports.tls",
+    "purenng.transports.tls_tcp",
     "purenng.transports.ws",
-    "purenng.tls",
-    "purenng.http._service",
+    "purenng.tls_config",
+    "purenng.http.service",
 )
 WORK = FUZZ_DIR / ".work"
 #: The plain driver keeps at most this many inputs for new features (memory stays bounded).

@@ -1,7 +1,7 @@
 """Targets for the shared HTTP server: the request path and static-file resolution.
 
 * ``http_connection``: arbitrary bytes, cut into arbitrary reads, fed to one
-  :class:`purenng.http._service._Connection` of an unbound ``Service`` through
+  :class:`purenng.http.service._Connection` of an unbound ``Service`` through
   a fake transport, on one event loop kept for the whole run.  The service
   has an SP path (``/sp``), a byte-stream path (``/stream``), REST routes
   (one raising :class:`HTTPError`, one failing) and a static mount at
@@ -30,12 +30,12 @@ from urllib.parse import unquote
 
 import h11
 
-from purenng.http._service import Limits, Service, _Connection, _resolve, _under
 from purenng.http._types import HTTPError
+from purenng.http.service import Limits, Service, _Connection, _resolve, _under
 
 from ._harness import Input, target
 
-_MODULES = ("purenng.http._service", "purenng.http._types", "purenng.transports._ws_codec")
+_MODULES = ("purenng.http.service", "purenng.http._types", "purenng.transports._ws_codec")
 #: Bytes that exist only in the files outside the static root.
 SECRET = b"SECRET-OUTSIDE-THE-ROOT-7f3a"
 _state: dict[str, Any] = {}
@@ -304,7 +304,7 @@ def http_connection(data: bytes) -> object:
 @target(
     "static_resolve",
     allowed=(UnicodeDecodeError,),
-    modules=("purenng.http._service",),
+    modules=("purenng.http.service",),
     seeds=(
         b"/static/a.txt",
         b"/static/%2e%2e/secret.txt",

@@ -127,7 +127,7 @@ async def _one(data: bytes) -> object:
         pipes = []
         for _ in range(1 + inp.u8() % 3):
             p = FakePipe(peer_id)
-            sock._attach(p)
+            sock._admission.attach(p)
             pipes.append(p)
         if name == "sub0" and not raw:
             sock.subscribe(inp.blob(3))
@@ -159,7 +159,7 @@ async def _one(data: bytes) -> object:
             pass
         # A fresh peer is still admitted.
         fresh = FakePipe(peer_id)
-        sock._attach(fresh)
+        sock._admission.attach(fresh)
         closed = sum(p.closed for p in pipes)
         return (name, raw, bool(kw), closed, got > 0, delivered > 0)
     finally:

@@ -22,7 +22,7 @@ import tempfile
 from typing import Any
 
 from purenng.core.errors import BadOption, PluginError
-from purenng.tls import TLSConfig, tls_config_value
+from purenng.tls_config import TLSConfig, tls_config_value
 
 from ._harness import Input, target
 
@@ -141,7 +141,7 @@ def _text(inp: Input) -> Any:
 @target(
     "tls_config",
     allowed=(BadOption, PluginError),
-    modules=("purenng.tls",),
+    modules=("purenng.tls_config",),
     seeds=(
         b"\x00" * 16,
         bytes([1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2]),

@@ -60,7 +60,7 @@ def _transport(scheme: str) -> object:
         "purenng.transports.tcp",
         "purenng.transports.ipc",
         "purenng.transports.ws",
-        "purenng.transports.tls",
+        "purenng.transports.tls_tcp",
     ),
     seeds=(
         b"\x00127.0.0.1:5555",

@@ -618,7 +618,8 @@ def test_a_burst_in_one_loop_turn_reaches_every_blocked_receiver(threads: int, b
     from purenng.core.loop import background_loop
 
     loop = background_loop()
-    ch = Channel(loop, lambda m: True, lambda: True, recv_capacity=10_000, name="t")
+    ch = Channel(loop, recv_capacity=10_000, name="t")
+    ch.bind(lambda m: True, lambda: True)
     cond = ch._cond = CountingCondition()
     got: list[bytes] = []
     lock = threading.Lock()

@@ -14,7 +14,9 @@ from purenng.core.message import Message
 
 
 def _channel(loop: asyncio.AbstractEventLoop) -> Channel:
-    return Channel(loop, lambda m: True, lambda: True, name="test channel")
+    ch = Channel(loop, name="test channel")
+    ch.bind(lambda m: True, lambda: True)
+    return ch
 
 
 async def test_recv_error_raised_instead_of_waiting() -> None:

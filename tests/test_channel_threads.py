@@ -112,7 +112,8 @@ def test_many_threads_lose_nothing_and_respect_the_window(
     loop_thread: asyncio.AbstractEventLoop,
 ) -> None:
     proto = FullingProtocol(loop_thread)
-    ch = Channel(loop_thread, proto.try_send, proto.can_send, name="stress")
+    ch = Channel(loop_thread, name="stress")
+    ch.bind(proto.try_send, proto.can_send)
     proto.channel = ch
     # Grant the first credit on the loop, as a socket does once it is built.
     done = threading.Event()

@@ -343,7 +343,7 @@ def test_tls_config(tmp_path: Path) -> None:
         auth_mode=pynng.TLSConfig.AUTH_MODE_OPTIONAL,
     )
     assert (cfg.server_name, cfg.auth_mode) == ("example.test", 1)
-    if importlib.util.find_spec("purenng.tls") is None:
+    if importlib.util.find_spec("purenng.tls_config") is None:
         with pytest.raises(pynng.NotSupported):
             pynng.Pair0(tls_config=cfg)
         return

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from purenng.core.byte_stream import Stream, StreamListener
 from purenng.core.registry import get_registry
-from purenng.core.stream import Stream, StreamListener
 from purenng.core.transport import StreamTransport
 from purenng.core.url import parse_url
 from purenng.plugin import hookimpl

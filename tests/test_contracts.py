@@ -22,7 +22,7 @@ import pytest
 
 import purenng
 import purenng.core.errors
-import purenng.core.sockets
+import purenng.core.socket_classes
 from purenng.core.socket import Socket
 
 SRC = Path(purenng.__file__).resolve().parent
@@ -60,7 +60,7 @@ def test_all_is_complete() -> None:
     assert not missing, f"errors not exported: {missing}"
     socket_classes = [
         name
-        for name, obj in vars(purenng.core.sockets).items()
+        for name, obj in vars(purenng.core.socket_classes).items()
         if inspect.isclass(obj) and issubclass(obj, Socket) and obj is not Socket
     ]
     assert socket_classes

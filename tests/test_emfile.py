@@ -65,7 +65,7 @@ logging.basicConfig(
     level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
 )
 import purenng
-from purenng.tls import TLSConfig
+from purenng.tls_config import TLSConfig
 
 resource.setrlimit(resource.RLIMIT_NOFILE, (int(limit), hard))
 

@@ -25,7 +25,7 @@ from purenng.http import Request, Server
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from purenng.http._service import Service, _Connection
+    from purenng.http.service import Service, _Connection
     from purenng.testing.certs import DevCerts
 
 #: Generous limit (seconds) for any single wait; only there to stop hangs.

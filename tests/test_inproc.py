@@ -14,7 +14,7 @@ import pytest
 import purenng
 from purenng.core.errors import AddressInUse, Closed, ConnectionRefused, ProtocolError, Timeout
 from purenng.core.message import Message
-from purenng.core.socket import PipeEvent
+from purenng.core.pipe import PipeEvent
 from purenng.transports import inproc
 
 if TYPE_CHECKING:

@@ -47,8 +47,8 @@ def test_wheel_contains_plugins_toml_and_entry_points(tmp_path: Path) -> None:
     transports = ("tcp", "tcp4", "tcp6", "ipc", "unix", "abstract", "inproc", "ws", "wss")
     for name in transports:
         assert f"{name} = purenng.transports." in entry_points
-    assert '"tls+tcp" = purenng.transports.tls' in entry_points or (
-        "tls+tcp = purenng.transports.tls" in entry_points
+    assert '"tls+tcp" = purenng.transports.tls_tcp' in entry_points or (
+        "tls+tcp = purenng.transports.tls_tcp" in entry_points
     )
     for name in ("pair0", "pair1", "push0", "pull0", "req0", "rep0", "pub0", "sub0"):
         assert f"{name} = purenng.protocols." in entry_points

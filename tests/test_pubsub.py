@@ -396,7 +396,7 @@ def test_channel_discard_queued_keeps_order_under_concurrent_receives() -> None:
 
     loop = asyncio.new_event_loop()
     try:
-        ch = Channel(loop, lambda m: False, lambda: False, recv_capacity=100)
+        ch = Channel(loop, recv_capacity=100)
         for i in range(10):
             ch.deliver(Message(b"%d" % i))
         assert ch.discard_queued(lambda m: int(m.body) % 3 != 0) == 4  # 0 3 6 9 go

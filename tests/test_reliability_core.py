@@ -288,11 +288,11 @@ async def test_a_failing_close_path_never_leaves_pair_busy() -> None:
         sock.on_pipe_event(lambda p, e: removed.append(p), purenng.PipeEvent.REMOVE_POST)
         peer = sock.protocol_cls.peer_id
         first = _BrokenAddressPipe(peer)
-        assert sock._attach(first)
+        assert sock._admission.attach(first)
         first.close()
         assert removed == [first]
         second = _BrokenAddressPipe(peer)
-        assert sock._attach(second), "PAIR still holds the dead pipe"
+        assert sock._admission.attach(second), "PAIR still holds the dead pipe"
         assert sock.pipes == [second]
         assert sock.stats()["oversize"] == 1
         second.error = None

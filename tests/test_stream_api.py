@@ -13,8 +13,8 @@ import pytest
 import purenng
 import purenng.stream
 from purenng.core import registry as registry_mod
+from purenng.core.byte_stream import Stream, StreamListener
 from purenng.core.hookspecs import hookimpl
-from purenng.core.stream import Stream, StreamListener
 from purenng.core.transport import PipeTransport
 from purenng.testing.certs import DevCerts, make_dev_certs
 
@@ -275,7 +275,9 @@ async def test_message_transport_offering_streams(global_registry: None) -> None
 
 
 def test_reachable_as_attribute() -> None:
-    code = "import purenng; print(purenng.stream.dial.__name__, purenng.tls.TLSConfig.__name__)"
+    code = (
+        "import purenng; print(purenng.stream.dial.__name__, purenng.tls_config.TLSConfig.__name__)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )

@@ -13,7 +13,7 @@ import purenng.stream
 from purenng.testing.certs import DevCerts, make_dev_certs
 
 if TYPE_CHECKING:
-    from purenng.core.stream import Stream
+    from purenng.core.byte_stream import Stream
 
 try:
     import websockets  # noqa: F401 - the ws extra, also the interop peer

@@ -21,7 +21,7 @@ import purenng
 from purenng.core import registry as registry_mod
 from purenng.core.hookspecs import hookimpl
 from purenng.testing.certs import DevCerts, make_dev_certs
-from purenng.tls import SSLEngine, TLSConfig, TLSEngine
+from purenng.tls_config import SSLEngine, TLSConfig, TLSEngine
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -677,7 +677,7 @@ def test_option_prefix_names_a_scheme_family(global_registry: None) -> None:
 def test_tls_engines_are_listed(global_registry: None) -> None:
     reg = purenng.configure_plugins()
     rows = [st for st in reg.describe() if st.kind == "tls_engine"]
-    assert [(st.name, st.value) for st in rows] == [("ssl", "purenng.tls")]
+    assert [(st.name, st.value) for st in rows] == [("ssl", "purenng.tls_config")]
 
 
 # ---------------------------------------------------------------- conformance kit

@@ -21,18 +21,18 @@ __version__ = "0.1.0.dev0"
 _LAZY: dict[str, str] = {
     # sockets
     "Socket": "purenng.core.socket",
-    "PipeEvent": "purenng.core.socket",
-    "Bus0": "purenng.core.sockets",
-    "Pair0": "purenng.core.sockets",
-    "Pair1": "purenng.core.sockets",
-    "Pub0": "purenng.core.sockets",
-    "Pull0": "purenng.core.sockets",
-    "Push0": "purenng.core.sockets",
-    "Rep0": "purenng.core.sockets",
-    "Req0": "purenng.core.sockets",
-    "Respondent0": "purenng.core.sockets",
-    "Sub0": "purenng.core.sockets",
-    "Surveyor0": "purenng.core.sockets",
+    "PipeEvent": "purenng.core.pipe",
+    "Bus0": "purenng.core.socket_classes",
+    "Pair0": "purenng.core.socket_classes",
+    "Pair1": "purenng.core.socket_classes",
+    "Pub0": "purenng.core.socket_classes",
+    "Pull0": "purenng.core.socket_classes",
+    "Push0": "purenng.core.socket_classes",
+    "Rep0": "purenng.core.socket_classes",
+    "Req0": "purenng.core.socket_classes",
+    "Respondent0": "purenng.core.socket_classes",
+    "Sub0": "purenng.core.socket_classes",
+    "Surveyor0": "purenng.core.socket_classes",
     "Context": "purenng.core.context",
     "Dialer": "purenng.core.endpoint",
     "Listener": "purenng.core.endpoint",
@@ -40,7 +40,7 @@ _LAZY: dict[str, str] = {
     "Pipe": "purenng.core.pipe",
     "configure_plugins": "purenng.core.registry",
     # TLS
-    "TLSConfig": "purenng.tls",
+    "TLSConfig": "purenng.tls_config",
     # devices
     "adevice": "purenng.devices",
     "device": "purenng.devices",
@@ -108,7 +108,7 @@ __all__ = [
 ]
 
 #: Submodules reachable as attributes without an explicit import (``purenng.stream.dial``).
-_SUBMODULES = frozenset({"stream", "tls"})
+_SUBMODULES = frozenset({"stream", "tls_config"})
 
 
 def __getattr__(name: str) -> Any:
@@ -188,42 +188,42 @@ if TYPE_CHECKING:
     )
     from .core.message import Message as Message
     from .core.pipe import Pipe as Pipe
+    from .core.pipe import PipeEvent as PipeEvent
     from .core.registry import configure_plugins as configure_plugins
-    from .core.socket import PipeEvent as PipeEvent
     from .core.socket import Socket as Socket
-    from .core.sockets import (
+    from .core.socket_classes import (
         Bus0 as Bus0,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Pair0 as Pair0,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Pair1 as Pair1,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Pub0 as Pub0,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Pull0 as Pull0,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Push0 as Push0,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Rep0 as Rep0,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Req0 as Req0,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Respondent0 as Respondent0,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Sub0 as Sub0,
     )
-    from .core.sockets import (
+    from .core.socket_classes import (
         Surveyor0 as Surveyor0,
     )
     from .devices import adevice as adevice
     from .devices import device as device
-    from .tls import TLSConfig as TLSConfig
+    from .tls_config import TLSConfig as TLSConfig

@@ -59,9 +59,10 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .core.bridge import bridge, running_loop
 from .core.errors import BadState, Closed, Error, NotSupported
 from .core.loop import run_sync
-from .core.socket import Socket, _bridge, _running_loop
+from .core.socket import Socket
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -135,12 +136,12 @@ async def _on_loop(
     Raises:
         Closed: ``loop`` is closed (its sockets are unusable).
     """
-    if _running_loop() is loop:
+    if running_loop() is loop:
         await fn(src, dst)
         return
     coro = fn(src, dst)
     try:
-        await _bridge(loop, coro)
+        await bridge(loop, coro)
     except RuntimeError:
         if not loop.is_closed():
             raise
@@ -166,7 +167,7 @@ async def _forward(src: Socket, dst: Socket) -> None:
             if local:
                 await send(msg, None)
             else:
-                await _bridge(dst.loop, send(msg, None))
+                await bridge(dst.loop, send(msg, None))
         except Closed:
             raise
         except Error as exc:
@@ -212,8 +213,8 @@ async def adevice(a: Socket, b: Socket | None = None) -> None:
             stopped (a message received but not yet sent is lost).
     """
     paths = _paths(a, b)
-    if _running_loop() is None:  # trio: run the device on a's loop
-        await _bridge(a.loop, adevice(a, b))
+    if running_loop() is None:  # trio: run the device on a's loop
+        await bridge(a.loop, adevice(a, b))
         return
     socks = [a] if b is None or b is a else [a, b]
     tasks: list[asyncio.Future[None]] = [

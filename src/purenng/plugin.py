@@ -20,6 +20,18 @@ and one entry point in its ``pyproject.toml``::
 
 from __future__ import annotations
 
+from .core.byte_stream import (
+    AsyncioStream as AsyncioStream,
+)
+from .core.byte_stream import (
+    Stream as Stream,
+)
+from .core.byte_stream import (
+    StreamListener as StreamListener,
+)
+from .core.byte_stream import (
+    StreamProtocol as StreamProtocol,
+)
 from .core.errors import (
     AddressInUse as AddressInUse,
 )
@@ -63,22 +75,10 @@ from .core.pipe import next_id as next_id
 from .core.protocol import Protocol as Protocol
 from .core.protocol import ProtocolHost as ProtocolHost
 from .core.registry import Registry as Registry
-from .core.stream import (
-    AsyncioStream as AsyncioStream,
-)
-from .core.stream import (
+from .core.stream_server import (
     AsyncioStreamListener as AsyncioStreamListener,
 )
-from .core.stream import (
-    Stream as Stream,
-)
-from .core.stream import (
-    StreamListener as StreamListener,
-)
-from .core.stream import (
-    StreamProtocol as StreamProtocol,
-)
-from .core.stream import (
+from .core.stream_server import (
     listening_socket as listening_socket,
 )
 from .core.transport import (

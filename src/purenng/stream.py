@@ -29,15 +29,15 @@ Rules:
   declare raises :class:`~purenng.core.errors.BadOption`.
 * asyncio only: call these coroutines on a running asyncio loop; the streams
   and listeners they return belong to that loop (see
-  :mod:`purenng.core.stream`).
+  :mod:`purenng.core.byte_stream`).
 * Message transports (inproc, ws, udp) carry messages, not bytes.  One that
   can also give byte streams says so by having ``dial_stream(url, options)``
   and ``listen_stream(url, options)`` coroutines returning a
-  :class:`~purenng.core.stream.Stream` and a
-  :class:`~purenng.core.stream.StreamListener`; the others raise
+  :class:`~purenng.core.byte_stream.Stream` and a
+  :class:`~purenng.core.byte_stream.StreamListener`; the others raise
   :class:`~purenng.core.errors.NotSupported`.
 
-The returned objects: a :class:`~purenng.core.stream.Stream` (``read``,
+The returned objects: a :class:`~purenng.core.byte_stream.Stream` (``read``,
 ``read_exactly``, ``write``, ``drain``, ``close``/``aclose``,
 ``local_address``, ``remote_address``, ``extra(name)``, async context
 manager) and a :class:`Listener` (``accept``, ``url``, ``port``,
@@ -50,10 +50,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from .core.byte_stream import Stream, StreamListener
 from .core.errors import BadOption, NotSupported, Timeout
 from .core.options import validate
 from .core.registry import get_registry
-from .core.stream import Stream, StreamListener
 from .core.transport import StreamTransport
 from .core.url import parse_url
 

@@ -17,7 +17,7 @@ Rules (as nngcat):
   failure is fatal, unless ``--async`` or ``--compat`` is given: then it
   connects (and reconnects) in the background.
 * TLS flags (``--insecure``, ``--cacert``, ``--cert``, ``--key``) make one
-  :class:`~purenng.tls.TLSConfig` for the socket; ``tls+tcp://`` endpoints
+  :class:`~purenng.tls_config.TLSConfig` for the socket; ``tls+tcp://`` endpoints
   use it, the others ignore it, as in nngcat.  Without ``--insecure`` a
   dialer verifies the server's certificate (against ``--cacert``).
 * At most one format and at most one of ``--data``/``--file``.  Received
@@ -311,7 +311,7 @@ class CatConfig:
     background_dial: bool = False
     socket_name: str | None = None
     tls: dict[str, Any] | None = None
-    """:class:`~purenng.tls.TLSConfig` fields from the TLS flags, if any was given."""
+    """:class:`~purenng.tls_config.TLSConfig` fields from the TLS flags, if any was given."""
 
 
 def _integer(text: str, maximum: int) -> int:
@@ -750,9 +750,9 @@ class _Cat:
 
 
 def _tls_config(fields: dict[str, Any]) -> Any:
-    """A checked :class:`~purenng.tls.TLSConfig`, or Fatal with nngcat's wording."""
+    """A checked :class:`~purenng.tls_config.TLSConfig`, or Fatal with nngcat's wording."""
     try:
-        from ..tls import TLSConfig
+        from ..tls_config import TLSConfig
     except ImportError as exc:  # pragma: no cover - the ssl module is missing
         raise Fatal(f"Unable to configure TLS: {exc}") from None
     from ..core.errors import Error

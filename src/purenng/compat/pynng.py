@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from ..core.endpoint import Listener as CoreListener
     from ..core.message import Message as CoreMessage
     from ..core.pipe import Pipe as CorePipe
-    from ..core.socket import PipeEvent
+    from ..core.pipe import PipeEvent
     from ..core.socket import Socket as CoreSocket
 
 #: The pynng release whose API this module presents.
@@ -906,7 +906,7 @@ class TLSConfig:
         self.passwd = passwd
 
     def _to_purenng(self) -> Any:
-        """The equivalent :class:`purenng.tls.TLSConfig`.
+        """The equivalent :class:`purenng.tls_config.TLSConfig`.
 
         purenng picks the TLS role from the endpoint (a listener is the
         server), so ``mode`` needs no counterpart.  Several ``ca_files`` are
@@ -917,7 +917,7 @@ class TLSConfig:
             InvalidOperation: a field purenng rejects.
         """
         try:
-            from ..tls import TLSConfig as PureTLSConfig
+            from ..tls_config import TLSConfig as PureTLSConfig
         except ImportError:
             raise NotSupported("this purenng has no TLS support", NotSupported.nng_errno) from None
         if self.crl_string is not None:
@@ -1302,11 +1302,11 @@ class Listener(_Endpoint):
 
 def _core_class(protocol: str) -> Callable[..., CoreSocket]:
     """purenng's socket class for ``protocol`` (``purenng.Sub0`` has ``subscribe``)."""
-    from ..core import sockets
+    from ..core import socket_classes
     from ..core.socket import Socket as CoreSocket
 
-    for name in sockets.__all__:
-        cls = getattr(sockets, name)
+    for name in socket_classes.__all__:
+        cls = getattr(socket_classes, name)
         if getattr(cls, "protocol_name", None) == protocol:
             made: Callable[..., CoreSocket] = cls
             return made

@@ -83,12 +83,14 @@ def _resolve(fut: _AnyFuture, result: Any = None, exc: BaseException | None = No
 class Channel:
     """The application-facing end of one protocol context.
 
+    A channel is made first and bound to its protocol context afterwards
+    (:meth:`bind`): the protocol's context is built with the channel it
+    delivers to, and the channel then sends through that context.  Until
+    bound, the protocol takes nothing (sends wait or fail as with a full
+    protocol).
+
     Args:
         loop: The loop that owns the protocol.
-        try_send: Offer a message to the protocol; True if it took it.  Called
-            only on ``loop``.
-        can_send: Whether ``try_send`` would succeed now.  Called only on
-            ``loop``.
         recv_capacity: Messages queued for the application before
             :meth:`deliver` asks the protocol to stop reading.
         name: Used in error messages.
@@ -97,15 +99,15 @@ class Channel:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        try_send: Callable[[Message], bool],
-        can_send: Callable[[], bool],
         *,
         recv_capacity: int = 128,
         name: str = "socket",
     ) -> None:
         self.loop = loop
-        self.try_send = try_send
-        self.can_send = can_send
+        #: Offer a message to the protocol; True if it took it (loop only).
+        self.try_send: Callable[[Message], bool] = _refuse
+        #: Whether ``try_send`` would succeed now (loop only).
+        self.can_send: Callable[[], bool] = _never
         self.recv_capacity = max(1, recv_capacity)
         self.name = name
         self.closed = False
@@ -146,6 +148,23 @@ class Channel:
 
     # ------------------------------------------------------------ protocol side
 
+
+    def bind(
+        self,
+        try_send: Callable[[Message], bool],
+        can_send: Callable[[], bool],
+        on_space: Callable[[], None] | None = None,
+    ) -> None:
+        """Connect the channel to its protocol context (on the loop, before use).
+
+        Args:
+            try_send: Offer a message to the protocol; True if it took it.
+            can_send: Whether ``try_send`` would succeed now.
+            on_space: Called when a full receive queue has room again.
+        """
+        self.try_send = try_send
+        self.can_send = can_send
+        self.on_space = on_space
     def deliver(self, msg: Message) -> bool:
         """Hand a received message to the application (loop only).
 
@@ -637,3 +656,12 @@ class Channel:
             self._cond.notify_all()
         with self._send_cond:
             self._send_cond.notify_all()
+
+
+def _refuse(msg: Message) -> bool:
+    """An unbound channel's ``try_send``: the protocol takes nothing yet."""
+    return False
+
+
+def _never() -> bool:
+    return False

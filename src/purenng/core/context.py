@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .bridge import bridge, running_loop
 from .channel import Channel
 from .errors import NotSupported
 from .loop import run_sync
@@ -56,15 +57,15 @@ class Context:
         self.closed = False
         self.channel = Channel(
             sock.loop,
-            _no_send,
-            _no,
             recv_capacity=max(1, sock.options["recv_buffer"]),
             name=f"context {self.id} of {sock.protocol_cls.name} socket {sock.id}",
         )
         self._impl: Any = factory(self.channel)
         try_send = self._impl.try_send
-        self.channel.try_send = sock._timed(try_send) if sock._timer is not None else try_send
-        self.channel.can_send = self._impl.can_send
+        self.channel.bind(
+            sock._timed(try_send) if sock._timer is not None else try_send,
+            self._impl.can_send,
+        )
         self.recv_timeout: float | None = sock.options["recv_timeout"]
         self.send_timeout: float | None = sock.options["send_timeout"]
         # Closing the socket closes its contexts (their waiters get Closed).
@@ -125,13 +126,11 @@ class Context:
 
     async def asend_msg(self, msg: Message, *, block: bool = True) -> None:
         """Coroutine form of :meth:`send_msg`."""
-        from .socket import _bridge, _running_loop
-
         coro = self.channel.asend(msg, self.send_timeout, block)
-        if _running_loop() is self.socket.loop:
+        if running_loop() is self.socket.loop:
             await coro
         else:
-            await _bridge(self.socket.loop, coro)
+            await bridge(self.socket.loop, coro)
 
     async def arecv(self, *, block: bool = True) -> bytes:
         """Coroutine form of :meth:`recv`."""
@@ -139,12 +138,10 @@ class Context:
 
     async def arecv_msg(self, *, block: bool = True) -> Message:
         """Coroutine form of :meth:`recv_msg`."""
-        from .socket import _bridge, _running_loop
-
         coro = self.channel.arecv(self.recv_timeout, block)
-        if _running_loop() is self.socket.loop:
+        if running_loop() is self.socket.loop:
             return await coro
-        result: Message = await _bridge(self.socket.loop, coro, self.channel.requeue)
+        result: Message = await bridge(self.socket.loop, coro, self.channel.requeue)
         return result
 
     def close(self) -> None:
@@ -152,9 +149,7 @@ class Context:
         if self.closed:
             return
         self.closed = True
-        from .socket import _running_loop
-
-        if _running_loop() is self.socket.loop or self.socket.loop.is_closed():
+        if running_loop() is self.socket.loop or self.socket.loop.is_closed():
             self._close_now()
         else:
             run_sync(self.socket.loop, self._aclose(), "close")
@@ -175,11 +170,3 @@ class Context:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _no_send(msg: Message) -> bool:
-    return False
-
-
-def _no() -> bool:
-    return False

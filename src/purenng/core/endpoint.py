@@ -36,20 +36,21 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .admission import PipeLimit
+from .bridge import bridge
 from .errors import Closed, ConnectionRefused, ConnectionReset, Error, ProtocolError
 from .loop import run_sync
 from .options import SOCKET_OPTIONS
-from .pipe import next_id
+from .pipe import PipeEvent, next_id
 from .sp_stream import SPStreamPipe, start_sp_pipe
-from .stream import ConnectionSlot
 from .transport import PipeTransport, StreamTransport
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable
 
+    from .byte_stream import ConnectionSlot, Stream, StreamListener
     from .pipe import Pipe
     from .socket import Socket
-    from .stream import StreamListener
     from .transport import PipeListener, Transport
     from .url import URL
 
@@ -64,12 +65,6 @@ def _off_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is not loop
     except RuntimeError:
         return not loop.is_closed()
-
-
-async def _bridge(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
-    from .socket import _bridge as bridge
-
-    await bridge(loop, coro)
 
 
 def _as_error(exc: BaseException) -> BaseException:
@@ -94,6 +89,34 @@ def _handshake_timeout(options: dict[str, Any]) -> float | None:
     """
     t: float | None = options.get("sp_handshake_timeout")
     return None if t == SOCKET_OPTIONS["sp_handshake_timeout"].default else t
+
+
+def _sp_pipe(
+    endpoint: Dialer | Listener,
+    stream: Stream,
+    on_ready: Callable[[SPStreamPipe], None],
+    on_failed: Callable[[SPStreamPipe], None],
+) -> SPStreamPipe:
+    """Start the SP handshake on a new stream of ``endpoint``: the one place pipes are made.
+
+    Dialers and listeners of stream transports both come here, so a pipe's
+    framing (ipc or not), size limit and handshake deadline always come from
+    the endpoint's own options and transport.
+    """
+    sock = endpoint.socket
+    transport = endpoint._transport
+    assert isinstance(transport, StreamTransport)
+    return start_sp_pipe(
+        stream,
+        sock.loop,
+        self_id=sock.protocol_cls.self_id,
+        transport_name=endpoint._url.scheme,
+        on_ready=on_ready,
+        on_failed=on_failed,
+        recv_max_size=endpoint.options["recv_max_size"],
+        ipc=transport.ipc_framing,
+        handshake_timeout=_handshake_timeout(endpoint.options),
+    )
 
 
 class Dialer:
@@ -141,7 +164,7 @@ class Dialer:
                 done: asyncio.Future[None] = loop.create_future()
 
                 def ready(pipe: SPStreamPipe) -> None:
-                    if sock._attach(pipe, dialer=self):
+                    if sock._admission.attach(pipe, dialer=self):
                         self._attached(pipe)
                         if not done.done():
                             done.set_result(None)
@@ -159,17 +182,7 @@ class Dialer:
                             )
                         )
 
-                sp_pipe = start_sp_pipe(
-                    stream,
-                    loop,
-                    self_id=sock.protocol_cls.self_id,
-                    transport_name=self._url.scheme,
-                    on_ready=ready,
-                    on_failed=failed,
-                    recv_max_size=self.options["recv_max_size"],
-                    ipc=self._transport.ipc_framing,
-                    handshake_timeout=_handshake_timeout(self.options),
-                )
+                sp_pipe = _sp_pipe(self, stream, ready, failed)
                 try:
                     await done
                 except asyncio.CancelledError:
@@ -177,7 +190,7 @@ class Dialer:
                     raise
             elif isinstance(self._transport, PipeTransport):
                 made = await self._transport.dial(self._url, self.options, sock.protocol_info)
-                if not sock._attach(made, dialer=self):
+                if not sock._admission.attach(made, dialer=self):
                     raise getattr(made, "error", None) or ProtocolError(
                         "pipe refused by the socket"
                     )
@@ -264,7 +277,7 @@ class Dialer:
     async def aclose(self) -> None:
         """Close and wait for the dialer's task to end."""
         if _off_loop(self.socket.loop):
-            await _bridge(self.socket.loop, self.aclose())
+            await bridge(self.socket.loop, self.aclose())
             return
         self.close()
         task = self._task
@@ -276,50 +289,6 @@ class Dialer:
 
     def __repr__(self) -> str:
         return f"<Dialer id={self.id} {self.url}{' closed' if self.closed else ''}>"
-
-
-class _PipeLimit:
-    """A listener's ``max_pipes`` as a :class:`~purenng.core.stream.ConnectionGate`."""
-
-    def __init__(self, listener: Listener, limit: int) -> None:
-        self._listener = listener
-        self.limit = limit
-        #: Connections holding a slot: accepted, in a handshake, or attached.
-        self.used = 0
-        self._episode = 0  # refusals since the limit was last reached; 0: not at it
-
-    def admit(self) -> ConnectionSlot | None:
-        if self.used >= self.limit:
-            self._refuse()
-            return None
-        self.used += 1
-        return ConnectionSlot(self._release)
-
-    def _refuse(self) -> None:
-        lst = self._listener
-        lst.pipes_refused += 1
-        lst.socket.count("pipes_rejected")
-        if not self._episode:
-            log.warning(
-                "listener %s: at max_pipes=%d, closing new connections until pipes go "
-                "(logged once per episode)",
-                lst.url,
-                self.limit,
-            )
-        self._episode += 1
-
-    def _release(self) -> None:
-        self.used -= 1
-        # Hysteresis: with dialers queueing for every freed slot, "below the
-        # limit" flaps at each close, and a line per flap is a log flood.
-        if self._episode and self.used <= self.limit * 3 // 4:
-            log.info(
-                "listener %s: below max_pipes=%d again, after refusing %d connections",
-                self._listener.url,
-                self.limit,
-                self._episode,
-            )
-            self._episode = 0
 
 
 class Listener:
@@ -347,7 +316,7 @@ class Listener:
         self._pending: set[SPStreamPipe] = set()
         self.pipes_refused = 0
         limit = options.get("max_pipes", 0)
-        self._limit = _PipeLimit(self, limit) if limit else None
+        self._limit = PipeLimit(self, limit) if limit else None
         #: The slot of each attached pipe, given back when the pipe is removed.
         self._slots: dict[Pipe, ConnectionSlot] = {}
 
@@ -355,8 +324,6 @@ class Listener:
         """Bind the URL (errors are raised) and start accepting."""
         sock = self.socket
         if self._limit is not None:
-            from .socket import PipeEvent
-
             sock.on_pipe_event(self._pipe_removed, PipeEvent.REMOVE_POST)
         if isinstance(self._transport, StreamTransport):
             sl = await self._transport.listen(self._url, self.options)
@@ -386,7 +353,7 @@ class Listener:
             if slot is None:
                 pipe.close()
                 return
-        self._hold(pipe, slot, self.socket._attach(pipe, listener=self))
+        self._hold(pipe, slot, self.socket._admission.attach(pipe, listener=self))
 
     def _hold(self, pipe: Pipe, slot: ConnectionSlot | None, attached: bool) -> None:
         """Keep ``slot`` while the attached ``pipe`` lives; give it back otherwise."""
@@ -405,9 +372,6 @@ class Listener:
     async def _accept_loop(self) -> None:
         sl = self._stream_listener
         assert sl is not None
-        sock = self.socket
-        transport = self._transport
-        assert isinstance(transport, StreamTransport)
         while not self.closed:
             try:
                 stream = await sl.accept()
@@ -429,17 +393,7 @@ class Listener:
             else:
                 on_ready = functools.partial(self._ready, slot=slot)
                 on_failed = functools.partial(self._failed, slot=slot)
-            pipe = start_sp_pipe(
-                stream,
-                sock.loop,
-                self_id=sock.protocol_cls.self_id,
-                transport_name=self._url.scheme,
-                on_ready=on_ready,
-                on_failed=on_failed,
-                recv_max_size=self.options["recv_max_size"],
-                ipc=transport.ipc_framing,
-                handshake_timeout=_handshake_timeout(self.options),
-            )
+            pipe = _sp_pipe(self, stream, on_ready, on_failed)
             if not pipe.closed and not pipe.ready:
                 self._pending.add(pipe)
             # Held across the next wait, these would keep the last pipe (and
@@ -453,14 +407,14 @@ class Listener:
             if slot is not None:
                 slot.release()
             return
-        self._hold(pipe, slot, self.socket._attach(pipe, listener=self))
+        self._hold(pipe, slot, self.socket._admission.attach(pipe, listener=self))
 
     def _failed(self, pipe: SPStreamPipe, slot: ConnectionSlot | None = None) -> None:
         self._pending.discard(pipe)
         if slot is not None:
             slot.release()
         if pipe.error is not None:
-            self.socket._pipe_failed(pipe)
+            self.socket._admission.failed(pipe)
 
     @property
     def url(self) -> str:
@@ -523,7 +477,7 @@ class Listener:
     async def aclose(self) -> None:
         """Close and wait until the address is released."""
         if _off_loop(self.socket.loop):
-            await _bridge(self.socket.loop, self.aclose())
+            await bridge(self.socket.loop, self.aclose())
             return
         self.close()
         if self._task is not None:

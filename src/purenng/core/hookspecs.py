@@ -63,7 +63,7 @@ def purenng_register_tls_engines(registry: Registry) -> None:
     """Register TLS engines with ``registry.add_tls_engine(name, engine)``.
 
     An engine turns a :class:`purenng.TLSConfig` into ``ssl.SSLContext``
-    objects (see :mod:`purenng.tls`).  Entry-point group: ``purenng.tls_engines``.
+    objects (see :mod:`purenng.tls_config`).  Entry-point group: ``purenng.tls_engines``.
 
     Args:
         registry: The process-wide plugin registry.

@@ -2,35 +2,57 @@
 
 A pipe is what protocols see.  Stream transports never build one themselves:
 the shared SP-over-stream adapter (:mod:`purenng.core.sp_stream`) turns their
-byte streams into pipes.  Message transports (inproc, and later ws and udp)
-subclass :class:`Pipe` directly.
+byte streams into pipes.  Message transports (inproc, ws) subclass
+:class:`Pipe` directly.
 
-Contract for implementations (all methods run on the owning loop, never
-block, and never raise into the caller for I/O problems; a broken pipe
-closes itself):
+Contract for implementations.  Every method runs on the loop that owns the
+pipe (the socket's), never blocks, and never raises into its caller for an
+I/O problem: a broken pipe records why in :attr:`Pipe.error` and closes
+itself.
 
-* :meth:`Pipe.write` takes ownership of ``header`` and ``body`` and queues them
-  as one message.  It always accepts the message; :attr:`Pipe.writable` says
-  whether the pipe would like more now.  When it turns True again the pipe
-  calls its owner's ``pipe_writable``.
-* Received messages go to the owner's ``pipe_message(pipe, payload)`` with the
-  SP header still at the front of ``payload``: the protocol peels it off.
-* :meth:`Pipe.pause_reading` / :meth:`Pipe.resume_reading` give receive
-  back-pressure.
-* :meth:`Pipe.close` is idempotent.  The owner's ``pipe_closed`` is called
-  exactly once, whoever closed the pipe.
+* Lifecycle.  The transport (or the adapter) makes the pipe and hands it,
+  ready, to a dialer or listener, which offers it to the socket.  The
+  socket's admission (:mod:`purenng.core.admission`) sets :attr:`Pipe.owner`
+  and calls :meth:`Pipe.attach` with the function that takes each received
+  message, then the protocol's ``add_pipe``.  A pipe refused at any step is
+  closed and never attached.
+* Receiving.  An attached pipe calls ``deliver(pipe, payload)`` for each
+  message, with the SP header still at the front of ``payload`` (the
+  protocol peels it off).  ``payload`` is the receiver's from then on: the
+  pipe neither reuses nor changes it.  :meth:`Pipe.pause_reading` and
+  :meth:`Pipe.resume_reading` give receive back-pressure; no message is
+  delivered while paused.
+* Sending.  :meth:`Pipe.write` takes ownership of ``header`` and ``body`` (the
+  caller does not change them afterwards) and queues them as one message.
+  It always accepts the message; :attr:`Pipe.writable` says whether the pipe
+  would like more now.  When it turns True again the pipe calls its owner's
+  ``pipe_writable``.  :meth:`Pipe.pending_bytes` says how much is still
+  queued (``linger`` waits for 0).
+* Closing.  :meth:`Pipe.close` is idempotent.  The owner's ``pipe_closed``
+  is called exactly once, whoever closed the pipe (:meth:`Pipe._notify_closed`).
+  :attr:`Pipe.error` says why, when it was not a normal close:
+  ``MessageTooLarge``, ``ProtocolError``, ``Timeout``... (the socket counts
+  and logs by its type).
+* Describing.  :attr:`Pipe.local_address`, :attr:`Pipe.remote_address`,
+  :attr:`Pipe.peer_credentials` and :attr:`Pipe.peer_certificate` stay
+  readable after close and never raise; :meth:`Pipe.stats` and the
+  counters (``msgs_in``, ``bytes_in``... and ``rx_bytes``) are the pipe's
+  own.
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import random
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .message import BytesLike
 
-__all__ = ["Pipe", "PipeOwner", "next_id"]
+__all__ = ["Pipe", "PipeEvent", "PipeOwner", "next_id"]
 
 # Ids start at a random point (as NNG's do) and are never reused in a process.
 # Pipe ids are 31-bit: REP and RESPONDENT put them in backtraces, where bit 31
@@ -43,10 +65,20 @@ def next_id() -> int:
     return next(_id_counter)
 
 
-class PipeOwner(Protocol):
-    """What a pipe reports to (the socket it belongs to)."""
+class PipeEvent(enum.StrEnum):
+    """When a pipe event callback runs."""
 
-    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None: ...
+    ADD_PRE = "add_pre"
+    """The pipe is connected but not yet in use; closing it refuses it."""
+    ADD_POST = "add_post"
+    """The pipe is in use."""
+    REMOVE_POST = "remove_post"
+    """The pipe was removed."""
+
+
+class PipeOwner(Protocol):
+    """What a pipe reports to (its socket's admission)."""
+
     def pipe_writable(self, pipe: Pipe) -> None: ...
     def pipe_closed(self, pipe: Pipe) -> None: ...
 
@@ -69,7 +101,11 @@ class Pipe:
         self.transport = transport
         self.writable = True
         self.closed = False
+        #: Why the pipe closed, when not normally; None while open or after a clean close.
+        self.error: BaseException | None = None
         self.owner: PipeOwner | None = None
+        #: Takes each received message once attached (see :meth:`attach`).
+        self._deliver: Callable[[Pipe, bytes | bytearray], None] | None = None
         self.dialer: Any = None
         self.listener: Any = None
         #: The socket the pipe belongs to once attached.
@@ -84,6 +120,16 @@ class Pipe:
         self.rx_bytes = 0
 
     # -- transport side (override) --------------------------------------
+
+    def attach(self, deliver: Callable[[Pipe, bytes | bytearray], None]) -> None:
+        """Start delivering received messages to ``deliver(pipe, payload)``.
+
+        Called once, by the socket, after the pipe was admitted.  The default
+        keeps ``deliver`` in ``self._deliver``; a pipe that read messages
+        before it was attached (inproc, or a ws pipe whose peer spoke first)
+        overrides this to hand them over now, in order.
+        """
+        self._deliver = deliver
 
     def write(self, header: BytesLike, body: BytesLike) -> None:
         """Queue one message (header then body).  Never blocks."""

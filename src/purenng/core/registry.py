@@ -135,7 +135,7 @@ class Registry:
         self._add("protocol", protocol.name, protocol, self._protocols)
 
     def add_tls_engine(self, name: str, engine: Any) -> None:
-        """Register a TLS engine (a :class:`purenng.tls.TLSEngine`) under ``name``."""
+        """Register a TLS engine (a :class:`purenng.tls_config.TLSEngine`) under ``name``."""
         self._add("tls_engine", name, engine, self._tls_engines)
 
     def _table(self, kind: str) -> dict[str, Any]:

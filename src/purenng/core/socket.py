@@ -31,14 +31,13 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-import sys
 import weakref
 from asyncio import _get_running_loop
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from . import loop as _loop_mod
+from .admission import PipeAdmission
+from .bridge import acall, bridge, running_loop
 from .channel import Channel
 from .errors import (
     BadOption,
@@ -46,20 +45,19 @@ from .errors import (
     Closed,
     NotSupported,
     ProtocolError,
-    Timeout,
     WrongThread,
 )
-from .loop import _FORK_ADVICE, current_loop, forked_away, on_fork_in_child, run_sync
+from .loop import _FORK_ADVICE, current_loop, on_fork_in_child, run_sync
 from .message import Message
 from .options import ENDPOINT_OPTIONS, SOCKET_OPTIONS, OptionSpec, validate
-from .pipe import next_id
+from .pipe import PipeEvent, next_id
 from .protocol import ProtocolTimer, has_timer
 from .registry import get_registry
 from .transport import ProtocolInfo
 from .url import parse_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable
 
     from .context import Context
     from .endpoint import Dialer, Listener
@@ -74,17 +72,6 @@ __all__ = ["PipeEvent", "Socket"]
 T = TypeVar("T")
 
 log = logging.getLogger("purenng")
-
-
-class PipeEvent(enum.StrEnum):
-    """When a pipe event callback runs."""
-
-    ADD_PRE = "add_pre"
-    """The pipe is connected but not yet in use; closing it refuses it."""
-    ADD_POST = "add_post"
-    """The pipe is in use."""
-    REMOVE_POST = "remove_post"
-    """The pipe was removed."""
 
 
 _STAT_NAMES = (
@@ -132,22 +119,16 @@ class Socket:
     options: dict[str, Any]
     _protocol: Protocol
     _registry: Registry
-    _pipes: dict[int, Pipe]
     _dialers: list[Dialer]
     _listeners: list[Listener]
-    _callbacks: dict[PipeEvent, list[Callable[[Pipe, PipeEvent], Any]]]
     _stats: dict[str, int]
-    _retired: list[int]
-    _logged: set[str]
     _specs: dict[str, OptionSpec]
     _setup: list[asyncio.Task[Any]]
     _contexts: weakref.WeakSet[Context]
     _recv_timeout: float | None
     _send_timeout: float | None
-    _idle: dict[int, list[Any]]
-    _idle_timer: asyncio.TimerHandle | None
     _timer: ProtocolTimer | None
-    _pipe_message: Callable[[Pipe, bytes | bytearray], None]
+    _admission: PipeAdmission
 
     def __init__(
         self,
@@ -170,18 +151,12 @@ class Socket:
         d["loop"] = current_loop()
         d["raw"] = raw
         d["closed"] = True  # until fully built: nothing to close before that
-        d["_pipes"] = {}
         d["_dialers"] = []
         d["_listeners"] = []
-        d["_callbacks"] = {e: [] for e in PipeEvent}
         d["_stats"] = dict.fromkeys(_STAT_NAMES, 0)
-        d["_retired"] = [0, 0, 0, 0]  # msgs in/out, bytes in/out of removed pipes
-        d["_logged"] = set()
         d["_specs"] = {**SOCKET_OPTIONS, **proto_cls.option_specs}
         d["_setup"] = []
         d["_contexts"] = weakref.WeakSet()
-        d["_idle"] = {}
-        d["_idle_timer"] = None
         opts: dict[str, Any] = {name: spec.default for name, spec in self._specs.items()}
         if proto_cls.default_recv_buffer is not None:
             opts["recv_buffer"] = proto_cls.default_recv_buffer
@@ -193,24 +168,23 @@ class Socket:
         )
         d["channel"] = Channel(
             self.loop,
-            _cannot_send,
-            _false,
             recv_capacity=max(1, opts["recv_buffer"]),
             name=f"{proto_cls.name} socket {self.id}",
         )
         d["_timer"] = None
         impl = d["_protocol"] = proto_cls(self, raw)
         # Direct references: no socket method on the per-message path.
-        d["_pipe_message"] = impl.pipe_message
-        self.channel.try_send = impl.try_send
-        self.channel.can_send = impl.can_send
-        self.channel.on_space = impl.recv_space
+        deliver = impl.pipe_message
         if has_timer(proto_cls):
             # Deadlines: the inputs that may move one re-arm the one timer.
             d["_timer"] = ProtocolTimer(impl, self.loop.time, self.loop.call_at)
-            d["_pipe_message"] = self._timed(impl.pipe_message)
-            self.channel.try_send = self._timed(impl.try_send)
-            self.channel.on_space = self._timed(impl.recv_space)
+            deliver = self._timed(impl.pipe_message)
+            self.channel.bind(
+                self._timed(impl.try_send), impl.can_send, self._timed(impl.recv_space)
+            )
+        else:
+            self.channel.bind(impl.try_send, impl.can_send, impl.recv_space)
+        d["_admission"] = PipeAdmission(self, impl, deliver, self._update_timer, opts)
         d["closed"] = False
         _live_sockets.add(self)
         d["_recv_timeout"] = opts["recv_timeout"]
@@ -231,7 +205,7 @@ class Socket:
         ``async with`` awaits (dialing in the background).  Elsewhere they
         run at once, dialing as ``dial(url)`` does.
         """
-        if _running_loop() is self.loop:
+        if running_loop() is self.loop:
             coro = self.alisten(url) if listen else self.adial(url, block=False)
             self._setup.append(self.loop.create_task(coro))
         elif listen:
@@ -319,213 +293,17 @@ class Socket:
         Its exception, if any, is raised here.  On the loop (or once the
         loop is closed) it runs at once.
         """
-        if _running_loop() is self.loop or self.loop.is_closed():
+        if running_loop() is self.loop or self.loop.is_closed():
             return fn(*args)
-        return run_sync(self.loop, _acall(fn, args), what)
+        return run_sync(self.loop, acall(fn, args), what)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the socket counter ``name``."""
         self._stats[name] = self._stats.get(name, 0) + n
 
-    def _log_once(self, key: str, msg: str, *args: Any) -> None:
-        if key not in self._logged:
-            self._logged.add(key)
-            log.warning(msg + " (logged once per socket)", *args)
-
     def reject_pipe(self, pipe: Pipe, reason: str) -> None:
         """Close ``pipe`` for a protocol violation; counted and logged once."""
-        self.count("protocol_errors")
-        self._log_once(
-            "proto:" + reason, "socket %s: closing pipe %s: %s", self.id, pipe.id, reason
-        )
-        if hasattr(pipe, "error") and getattr(pipe, "error", None) is None:
-            pipe.error = ProtocolError(reason)
-        pipe._rejected = True  # type: ignore[attr-defined]  # counted here, not again on close
-        pipe.close()
-
-    # ------------------------------------------------------------ pipes
-
-    def _attach(
-        self, pipe: Pipe, dialer: Dialer | None = None, listener: Listener | None = None
-    ) -> bool:
-        """Admit a ready pipe: peer check, add_pre callbacks, protocol (loop only)."""
-        if self.closed:
-            pipe.close()
-            return False
-        pipe.dialer = dialer
-        pipe.listener = listener
-        pipe.socket = self
-        proto = self.protocol_cls
-        if pipe.peer_id != proto.peer_id:
-            self.count("protocol_mismatch")
-            self.count("pipes_rejected")
-            self._log_once(
-                f"mismatch:{pipe.peer_id}",
-                "socket %s (%s): refused a peer speaking protocol %#x, expected %#x (%s)",
-                self.id,
-                proto.name,
-                pipe.peer_id,
-                proto.peer_id,
-                proto.peer_name,
-            )
-            if hasattr(pipe, "error"):
-                pipe.error = ProtocolError(
-                    f"peer speaks SP protocol {pipe.peer_id:#x}, a {proto.name} socket needs "
-                    f"{proto.peer_id:#x} ({proto.peer_name})"
-                )
-            pipe.close()
-            return False
-        self._fire(PipeEvent.ADD_PRE, pipe)
-        if pipe.closed or self.closed:
-            self.count("pipes_rejected")
-            pipe.close()
-            return False
-        pipe.owner = self
-        if hasattr(pipe, "attach"):
-            pipe.attach(self._pipe_message)
-        else:
-            pipe._deliver = self._pipe_message  # type: ignore[attr-defined]
-        accepted = self._protocol.add_pipe(pipe)
-        self._update_timer()
-        if not accepted:
-            pipe.owner = None
-            self.count("pipes_rejected")
-            pipe.close()
-            return False
-        self._pipes[pipe.id] = pipe
-        self.count("pipes_added")
-        endpoint = dialer or listener
-        idle = (endpoint.options if endpoint is not None else self.options).get("recv_idle_timeout")
-        if idle is not None:
-            self._watch_idle(pipe, idle)
-        self._fire(PipeEvent.ADD_POST, pipe)
-        return True
-
-    # ------------------------------------------------------------ idle pipes
-
-    def _watch_idle(self, pipe: Pipe, timeout: float) -> None:
-        """Close ``pipe`` once nothing has arrived on it for ``timeout`` seconds.
-
-        One timer per socket sweeps every watched pipe and compares its
-        counters (raw bytes read, where the transport counts them, and
-        messages) with the last sweep's, so the receive path pays one
-        addition per read at most.  A large message arriving slowly keeps
-        its pipe open.  A pipe is closed between ``timeout`` and 1.25 x
-        ``timeout`` after the last bytes arrived.
-        """
-        self._idle[pipe.id] = [timeout, pipe.rx_bytes + pipe.msgs_in, self.loop.time()]
-        self._arm_idle_sweep()
-
-    def _arm_idle_sweep(self) -> None:
-        if self._idle_timer is not None or not self._idle or self.closed:
-            return
-        step = max(0.005, min(rec[0] for rec in self._idle.values()) / 4)
-        self.__dict__["_idle_timer"] = self.loop.call_later(step, self._idle_sweep)
-
-    def _idle_sweep(self) -> None:
-        self.__dict__["_idle_timer"] = None
-        now = self.loop.time()
-        for pid, rec in list(self._idle.items()):
-            pipe = self._pipes.get(pid)
-            if pipe is None:
-                del self._idle[pid]
-                continue
-            progress = pipe.rx_bytes + pipe.msgs_in  # both only grow
-            if progress != rec[1]:
-                rec[1] = progress
-                rec[2] = now
-            elif now - rec[2] >= rec[0]:
-                del self._idle[pid]
-                self.count("idle_timeouts")
-                self._log_once(
-                    "idle",
-                    "socket %s: closing pipe %s: nothing received for %g s (recv_idle_timeout)",
-                    self.id,
-                    pid,
-                    rec[0],
-                )
-                if hasattr(pipe, "error") and getattr(pipe, "error", None) is None:
-                    pipe.error = Timeout(f"nothing received for {rec[0]:g} s (recv_idle_timeout)")
-                pipe.close()
-        self._arm_idle_sweep()
-
-    def pipe_message(self, pipe: Pipe, payload: bytes | bytearray) -> None:
-        """Pipes deliver straight to the protocol; this is the fallback."""
-        self._pipe_message(pipe, payload)
-
-    def pipe_writable(self, pipe: Pipe) -> None:
-        """A pipe has room again (loop only)."""
-        self._protocol.pipe_writable(pipe)
-        self._update_timer()
-
-    def pipe_closed(self, pipe: Pipe) -> None:
-        """A pipe that was attached is gone (loop only).
-
-        The protocol forgets the pipe first, and nothing after that may
-        stop the rest: a failure in logging, in a transport's address
-        lookup or in a dialer hook is logged, never raised into the pipe's
-        close path, where it would leave a PAIR socket "busy" with a dead
-        pipe or a dialer that never redials.
-        """
-        if self._pipes.pop(pipe.id, None) is None:
-            return
-        self._idle.pop(pipe.id, None)
-        try:
-            self._protocol.remove_pipe(pipe)
-            self._update_timer()
-        except Exception:
-            log.exception("socket %s: protocol failed to remove pipe %s", self.id, pipe.id)
-        r = self._retired
-        r[0] += pipe.msgs_in
-        r[1] += pipe.msgs_out
-        r[2] += pipe.bytes_in
-        r[3] += pipe.bytes_out
-        self.count("pipes_removed")
-        try:
-            self._note_pipe_error(pipe)
-        except Exception:
-            log.exception("socket %s: noting why pipe %s closed failed", self.id, pipe.id)
-        if pipe.dialer is not None:
-            try:
-                pipe.dialer._pipe_closed(pipe)
-            except Exception:
-                log.exception("socket %s: dialer of pipe %s failed to redial", self.id, pipe.id)
-        self._fire(PipeEvent.REMOVE_POST, pipe)
-
-    def _pipe_failed(self, pipe: Pipe) -> None:
-        """A pipe failed before it was ready (handshake error)."""
-        self.count("handshake_failures")
-        self._note_pipe_error(pipe)
-
-    def _note_pipe_error(self, pipe: Pipe) -> None:
-        from .errors import MessageTooLarge
-
-        err = getattr(pipe, "error", None)
-        if isinstance(err, MessageTooLarge):
-            self.count("oversize")
-            self._log_once(
-                "oversize",
-                "socket %s: closed pipe %s from %s: %s",
-                self.id,
-                pipe.id,
-                _address_of(pipe),
-                err,
-            )
-        elif isinstance(err, ProtocolError | Timeout) and "refused" not in str(err):
-            if isinstance(err, ProtocolError) and not getattr(pipe, "_rejected", False):
-                # A framing error found by the transport (a bad ipc type byte,
-                # a WebSocket text frame); reject_pipe counted its own already.
-                self.count("protocol_errors")
-            self._log_once(
-                f"err:{type(err).__name__}", "socket %s: closed pipe %s: %s", self.id, pipe.id, err
-            )
-
-    def _fire(self, event: PipeEvent, pipe: Pipe) -> None:
-        for cb in list(self._callbacks[event]):
-            try:
-                cb(pipe, event)
-            except Exception:
-                log.exception("pipe %s callback %r failed", event.value, cb)
+        self._admission.reject(pipe, reason)
 
     def on_pipe_event(
         self, callback: Callable[[Pipe, PipeEvent], Any], events: Any = None
@@ -545,20 +323,17 @@ class Socket:
             chosen = [PipeEvent(events)]
         else:
             chosen = [PipeEvent(e) for e in events]
-        for e in chosen:
-            self._callbacks[e].append(callback)
+        self._admission.add_callback(callback, chosen)
         return callback
 
     def remove_pipe_event(self, callback: Callable[[Pipe, PipeEvent], Any]) -> None:
         """Stop calling ``callback``."""
-        for cbs in self._callbacks.values():
-            while callback in cbs:
-                cbs.remove(callback)
+        self._admission.remove_callback(callback)
 
     @property
     def pipes(self) -> list[Pipe]:
         """The live pipes."""
-        return list(self._pipes.values())
+        return list(self._admission.pipes.values())
 
     @property
     def dialers(self) -> list[Dialer]:
@@ -618,8 +393,8 @@ class Socket:
         """
         from .endpoint import Dialer
 
-        if _running_loop() is not self.loop:  # another loop, or trio
-            return await _bridge(self.loop, self.adial(url, block=block, **options))
+        if running_loop() is not self.loop:  # another loop, or trio
+            return await bridge(self.loop, self.adial(url, block=block, **options))
         self._check_open()
         u = parse_url(url)
         transport, opts = self._endpoint_options(u, options, dial=True)
@@ -653,8 +428,8 @@ class Socket:
         """
         from .endpoint import Listener
 
-        if _running_loop() is not self.loop:  # another loop, or trio
-            return await _bridge(self.loop, self.alisten(url, **options))
+        if running_loop() is not self.loop:  # another loop, or trio
+            return await bridge(self.loop, self.alisten(url, **options))
         self._check_open()
         u = parse_url(url)
         transport, opts = self._endpoint_options(u, options, dial=False)
@@ -739,17 +514,17 @@ class Socket:
         return await self._async_recv(block)
 
     async def _async_send(self, msg: Message, block: bool) -> None:
-        if _running_loop() is self.loop:
+        if running_loop() is self.loop:
             await self.channel.asend(msg, self._send_timeout, block)
         else:
-            await _bridge(self.loop, self.channel.asend(msg, self._send_timeout, block))
+            await bridge(self.loop, self.channel.asend(msg, self._send_timeout, block))
 
     async def _async_recv(self, block: bool) -> Message:
         if not self.protocol_cls.can_recv_messages:
             raise NotSupported(f"{self.protocol_cls.name} sockets cannot receive")
-        if _running_loop() is self.loop:
+        if running_loop() is self.loop:
             return await self.channel.arecv(self._recv_timeout, block)
-        return await _bridge(
+        return await bridge(
             self.loop, self.channel.arecv(self._recv_timeout, block), self.channel.requeue
         )
 
@@ -768,7 +543,7 @@ class Socket:
         from .context import Context
 
         self._check_open()
-        if _running_loop() is self.loop or self.loop.is_closed():
+        if running_loop() is self.loop or self.loop.is_closed():
             return Context(self)
         return run_sync(self.loop, self._anew_context(), "new_context")
 
@@ -787,8 +562,8 @@ class Socket:
             A dict with the socket totals and ``"pipes"``, a list of the
             live pipes' own counters.
         """
-        pipes = list(self._pipes.values())
-        r = self._retired
+        pipes = list(self._admission.pipes.values())
+        r = self._admission.retired
         out: dict[str, Any] = {
             "id": self.id,
             "protocol": self.protocol_cls.name,
@@ -826,12 +601,8 @@ class Socket:
         if self.closed:
             return
         self.__dict__["closed"] = True
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self.__dict__["_idle_timer"] = None
         if self._timer is not None:
             self._timer.cancel()
-        self._idle.clear()
         self.channel.close()
         for ctx in list(self._contexts):
             ctx._close_now()
@@ -841,8 +612,7 @@ class Socket:
             d.close()
         for lst in list(self._listeners):
             lst.close()
-        for pipe in list(self._pipes.values()):
-            pipe.close()
+        self._admission.close()
         self._protocol.close()
 
     async def _linger(self, seconds: float) -> None:
@@ -870,7 +640,7 @@ class Socket:
     def _drained(self, channels: list[Channel]) -> bool:
         if any(ch._handoff for ch in channels) or self._protocol.pending_messages():
             return False
-        return not any(p.pending_bytes() for p in self._pipes.values())
+        return not any(p.pending_bytes() for p in self._admission.pipes.values())
 
     def close(self) -> None:
         """Close the socket, its endpoints and pipes; idempotent, any thread.
@@ -880,7 +650,7 @@ class Socket:
         """
         if self.closed:
             return
-        if _running_loop() is self.loop:
+        if running_loop() is self.loop:
             self._close_now()
             return
         if self.loop.is_closed():
@@ -897,8 +667,8 @@ class Socket:
         With ``linger`` set, first wait up to that many seconds for the
         messages already accepted to leave (see :meth:`_linger`).
         """
-        if _running_loop() is not self.loop:
-            await _bridge(self.loop, self.aclose())
+        if running_loop() is not self.loop:
+            await bridge(self.loop, self.aclose())
             return
         linger = self.options.get("linger") or 0.0
         if linger > 0 and not self.closed:
@@ -960,95 +730,6 @@ def _after_fork(old: asyncio.AbstractEventLoop) -> None:
 
 on_fork_in_child(_after_fork)
 
-#: The running loop or None, without raising: it runs on every asend/arecv.
-_running_loop: Callable[[], asyncio.AbstractEventLoop | None] = _get_running_loop
-
-
-async def _bridge(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, T],
-    orphan: Callable[[T], None] | None = None,
-) -> T:
-    """Run ``coro`` on ``loop`` and await it from another asyncio loop or trio.
-
-    Cancellation loses nothing: the task on ``loop`` is cancelled and its real
-    end awaited.  If it finished first (a message was already received), its
-    result goes to ``orphan`` on ``loop`` (a receive puts the message back at
-    the head of the queue) and the cancellation propagates.
-    """
-    if _loop_mod._orphans and forked_away(loop):
-        coro.close()
-        raise Closed(_FORK_ADVICE)
-    if "trio" in sys.modules:
-        from ._trio import in_trio, run_on_loop
-
-        if in_trio():
-            return await run_on_loop(loop, coro)
-    here = asyncio.get_running_loop()
-    result: asyncio.Future[T] = here.create_future()
-    tasks: list[asyncio.Task[T]] = []
-
-    def copy(task: asyncio.Task[T]) -> None:  # on the caller's loop
-        if result.done():
-            return
-        if task.cancelled():
-            result.cancel()
-        elif (exc := task.exception()) is not None:
-            result.set_exception(exc)
-        else:
-            result.set_result(task.result())
-
-    def done(task: asyncio.Task[T]) -> None:  # on ``loop``
-        try:
-            here.call_soon_threadsafe(copy, task)
-        except RuntimeError:  # the caller's loop is gone: keep what we got
-            if orphan is not None and not task.cancelled() and task.exception() is None:
-                orphan(task.result())
-
-    def start() -> None:  # on ``loop``
-        task = loop.create_task(coro)
-        tasks.append(task)
-        task.add_done_callback(done)
-
-    try:
-        loop.call_soon_threadsafe(start)
-    except RuntimeError as exc:
-        coro.close()
-        raise Closed("the socket's event loop is closed") from exc
-    try:
-        return await asyncio.shield(result)
-    except asyncio.CancelledError:
-        if result.done() and not result.cancelled():
-            pass  # finished in the same turn: handled below
-        else:
-            try:
-                loop.call_soon_threadsafe(lambda: tasks and tasks[0].cancel())
-            except RuntimeError:
-                raise
-            while not result.done():
-                try:
-                    await asyncio.shield(result)
-                except asyncio.CancelledError:
-                    continue  # still waiting for the task's real end
-                except Exception:
-                    break
-        if (
-            orphan is not None
-            and result.done()
-            and not result.cancelled()
-            and result.exception() is None
-        ):
-            try:
-                loop.call_soon_threadsafe(orphan, result.result())
-            except RuntimeError:
-                pass
-        raise
-
-
-async def _acall(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    return fn(*args)
-
-
 #: Seconds between two looks at the buffers while lingering.
 _LINGER_POLL = 0.01
 
@@ -1058,19 +739,3 @@ def _refuse_send(why: str) -> Callable[[Message], None]:
         raise Closed(why)
 
     return refuse
-
-
-def _address_of(pipe: Pipe) -> Any:
-    """The pipe's remote address for a log line; never raises."""
-    try:
-        return pipe.remote_address
-    except Exception as exc:
-        return f"<unknown address: {type(exc).__name__}>"
-
-
-def _cannot_send(msg: Message) -> bool:
-    return False
-
-
-def _false() -> bool:
-    return False

@@ -35,6 +35,7 @@ and ``ipc/ipc.c``.
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,7 @@ __all__ = [
     "encode_handshake",
     "frame_prefix",
     "parse_handshake",
+    "prefix_encoder",
 ]
 
 #: Size of the SP connection header (wire-protocols.md §2.1).
@@ -113,6 +115,16 @@ def parse_handshake(data: bytes | bytearray | memoryview) -> int:
 def frame_prefix(length: int, ipc: bool = False) -> bytes:
     """The length prefix for a message of ``length`` bytes."""
     return _IPC_LEN.pack(IPC_MSG_TYPE, length) if ipc else _LEN.pack(length)
+
+
+def prefix_encoder(ipc: bool = False) -> Callable[[int], bytes]:
+    """The function that encodes length prefixes for one pipe: ``n -> bytes``.
+
+    :func:`frame_prefix` with ``ipc`` decided once per pipe instead of once
+    per message: the encoder is a bound ``struct`` method (tcp) or a
+    ``functools.partial`` of one (ipc), so the send path pays one C call.
+    """
+    return functools.partial(_IPC_LEN.pack, IPC_MSG_TYPE) if ipc else _LEN.pack
 
 
 class BigBufferPool:

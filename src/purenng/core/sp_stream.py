@@ -1,6 +1,6 @@
 """SP over a byte stream: the one adapter every stream transport shares.
 
-It turns a :class:`~purenng.core.stream.Stream` into a
+It turns a :class:`~purenng.core.byte_stream.Stream` into a
 :class:`~purenng.core.pipe.Pipe`: it sends our 8-byte SP header, waits (at
 most ``sp_handshake_timeout`` seconds, default :data:`HANDSHAKE_TIMEOUT` as
 NNG, for the whole header however slowly it drips in) for the peer's, then frames
@@ -31,18 +31,17 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import struct
 from typing import TYPE_CHECKING, Any
 
 from .errors import Closed, Error, ProtocolError, Timeout
 from .pipe import Pipe
-from .sp_codec import BIG_BODY, IPC_MSG_TYPE, SPDecoder, encode_handshake
+from .sp_codec import BIG_BODY, SPDecoder, encode_handshake, prefix_encoder
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .byte_stream import Stream
     from .message import BytesLike
-    from .stream import Stream
 
 __all__ = ["HANDSHAKE_TIMEOUT", "SPStreamPipe", "start_sp_pipe"]
 
@@ -57,8 +56,6 @@ WRITE_LOW = 256 * 1024
 #: Transport details copied when the pipe starts (see ``SPStreamPipe.extra``).
 _KEPT_EXTRAS = ("sockname", "peername", "peercert")
 
-_pack_len = struct.Struct(">Q").pack
-_pack_ipc = struct.Struct(">BQ").pack
 
 
 class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
@@ -91,20 +88,17 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         self._self_id = self_id
         self._on_ready = on_ready
         self._on_failed = on_failed
-        self._ipc = ipc
+        self._prefix = prefix_encoder(ipc)
         self.decoder = SPDecoder(
             self._handshake, self._message, recv_max_size=recv_max_size, ipc=ipc
         )
         self.ready = False
-        #: Why the pipe closed, if it was not a normal close.
-        self.error: BaseException | None = None
         self._tr: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wbuf = bytearray()
         self._flush_handle: asyncio.Handle | None = None
         self._hs_timer: asyncio.TimerHandle | None = None
         self._hs_timeout = HANDSHAKE_TIMEOUT
-        self._deliver: Callable[[Pipe, bytes | bytearray], None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._info: dict[str, Any] = {}
 
@@ -170,10 +164,6 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         if self.closed:
             self.decoder.fail(Closed("pipe refused"))
 
-    def attach(self, deliver: Callable[[Pipe, bytes | bytearray], None]) -> None:
-        """Route received messages to ``deliver`` (the socket calls this)."""
-        self._deliver = deliver
-
     def _message(self, payload: bytes | bytearray) -> None:
         if self.closed:
             return  # closed by the protocol mid-read: the rest of the read is void
@@ -237,10 +227,7 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         self.msgs_out += 1
         self.bytes_out += n
         wbuf = self._wbuf
-        if self._ipc:
-            wbuf += _pack_ipc(IPC_MSG_TYPE, n)
-        else:
-            wbuf += _pack_len(n)
+        wbuf += self._prefix(n)
         if header:
             wbuf += header
         if n >= BIG_BODY:

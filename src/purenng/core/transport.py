@@ -2,7 +2,7 @@
 
 Two kinds of transport exist (DESIGN.md, "Layers"):
 
-* A :class:`StreamTransport` makes byte :class:`~purenng.core.stream.Stream`
+* A :class:`StreamTransport` makes byte :class:`~purenng.core.byte_stream.Stream`
   objects (tcp, ipc, tls...).  It never sees SP: the shared adapter in
   :mod:`purenng.core.sp_stream` does the handshake and framing on top.
 * A :class:`PipeTransport` makes message :class:`~purenng.core.pipe.Pipe`
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from .byte_stream import Stream, StreamListener
     from .options import OptionSpec
     from .pipe import Pipe
-    from .stream import Stream, StreamListener
     from .url import URL
 
 __all__ = ["PipeListener", "PipeTransport", "ProtocolInfo", "StreamTransport", "Transport"]

@@ -31,7 +31,7 @@ import h11
 from ..core.errors import BadAddress, ConnectionRefused, ConnectionReset, ProtocolError, Timeout
 
 if TYPE_CHECKING:
-    from ..tls import TLSConfig
+    from ..tls_config import TLSConfig
 
 __all__ = ["Client", "ClientResponse"]
 
@@ -163,7 +163,7 @@ class Client:
         loop = asyncio.get_running_loop()
         kwargs: dict[str, Any] = {}
         if self.tls:
-            from ..tls import TLSConfig
+            from ..tls_config import TLSConfig
 
             cfg = self.tls_config or TLSConfig()
             name = cfg.server_hostname(self.host)

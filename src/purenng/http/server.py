@@ -1,7 +1,7 @@
 """``purenng.http.Server``: static files, REST handlers and SP sockets on one port.
 
 A :class:`Server` is a user of the process' shared HTTP service for its host
-and port (:mod:`purenng.http._service`).  SP sockets that listen on
+and port (:mod:`purenng.http.service`).  SP sockets that listen on
 ``ws://host:port/path`` (or ``wss://``) join the same service, so one port
 carries everything, whichever starts first::
 
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import BadOption, BadState
 from ..core.loop import background_loop, run_sync
-from ._service import Limits, Service, acquire, bind_host, normalize_prefix
+from .service import Limits, Service, acquire, bind_host, normalize_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from ..core.endpoint import Listener
     from ..core.socket import Socket
-    from ..tls import TLSConfig
+    from ..tls_config import TLSConfig
 
 __all__ = ["Server"]
 
@@ -115,7 +115,7 @@ class Server:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise BadOption(f"port must be in 0..65535, not {port!r}")
         if tls_config is not None:
-            from ..tls import tls_config_value
+            from ..tls_config import tls_config_value
 
             if not tls_config.has_certificate:
                 raise BadOption("tls_config needs a certificate to serve https")

@@ -19,7 +19,7 @@ Rules:
   ``not_after`` say otherwise (an expired certificate is one whose
   ``not_after`` is in the past).
 * Nothing is written to disk unless :meth:`DevCerts.write` is called; PEM
-  data goes straight into :class:`~purenng.tls.TLSConfig` ``*_data`` fields.
+  data goes straight into :class:`~purenng.tls_config.TLSConfig` ``*_data`` fields.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..tls import TLSConfig
+    from ..tls_config import TLSConfig
 
 __all__ = ["CertificateAuthority", "DevCerts", "Issued", "make_ca", "make_dev_certs"]
 
@@ -235,7 +235,7 @@ class DevCerts:
 
     def server_config(self, **changes: Any) -> TLSConfig:
         """A listener config: the server certificate, trusting the CA for clients."""
-        from ..tls import TLSConfig
+        from ..tls_config import TLSConfig
 
         fields: dict[str, Any] = {
             "cert_data": self.server.cert_pem,
@@ -247,7 +247,7 @@ class DevCerts:
 
     def client_config(self, **changes: Any) -> TLSConfig:
         """A dialer config: the client certificate, trusting the CA for servers."""
-        from ..tls import TLSConfig
+        from ..tls_config import TLSConfig
 
         fields: dict[str, Any] = {
             "cert_data": self.client.cert_pem,

@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import Closed
+from ..core.pipe import PipeEvent
 from ..core.registry import get_registry
-from ..core.socket import PipeEvent
-from ..core.sockets import Pair0
+from ..core.socket_classes import Pair0
 from ..core.sp_codec import HANDSHAKE_SIZE, IPC_MSG_TYPE, encode_handshake
 from ..core.transport import StreamTransport
 from ..core.url import parse_url

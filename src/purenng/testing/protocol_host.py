@@ -248,14 +248,6 @@ class _NoLoop:
 _NO_LOOP = cast("asyncio.AbstractEventLoop", _NoLoop())
 
 
-def _refuse(msg: Message) -> bool:
-    return False
-
-
-def _never() -> bool:
-    return False
-
-
 class FakeEndpoint:
     """The application's end of a fake host or fake context: send and receive.
 
@@ -267,7 +259,7 @@ class FakeEndpoint:
 
     def __init__(self, host: FakeProtocolHost, name: str, recv_capacity: int) -> None:
         self._host = host
-        self.channel = Channel(_NO_LOOP, _refuse, _never, recv_capacity=recv_capacity, name=name)
+        self.channel = Channel(_NO_LOOP, recv_capacity=recv_capacity, name=name)
 
     @staticmethod
     def _message(data: BytesLike | Message, header: BytesLike, pipe: Pipe | None) -> Message:
@@ -383,8 +375,7 @@ class FakeContext(FakeEndpoint):
             raise NotSupported(f"{host.protocol.name} sockets have no contexts")
         super().__init__(host, f"fake context of {host.protocol.name}", host.options["recv_buffer"])
         self.impl: Any = factory(self.channel)
-        self.channel.try_send = host._input(self.impl.try_send)
-        self.channel.can_send = self.impl.can_send
+        self.channel.bind(host._input(self.impl.try_send), self.impl.can_send)
         self.closed = False
 
     def __getattr__(self, name: str) -> Any:
@@ -478,9 +469,9 @@ class FakeProtocolHost(FakeEndpoint):
             self.timer = ProtocolTimer(
                 proto, clock_.time, lambda when, cb: clock_.call_at(when, self._input(cb))
             )
-        self.channel.try_send = self._input(proto.try_send)
-        self.channel.can_send = proto.can_send
-        self.channel.on_space = self._input(proto.recv_space)
+        self.channel.bind(
+            self._input(proto.try_send), proto.can_send, self._input(proto.recv_space)
+        )
 
     # -- ProtocolHost -----------------------------------------------------------
 

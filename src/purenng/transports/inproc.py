@@ -105,7 +105,6 @@ class InprocPipe(Pipe):
         self, peer_id: int, loop: asyncio.AbstractEventLoop, name: str, lock: threading.Lock
     ) -> None:
         super().__init__(peer_id, "inproc")
-        self.error: BaseException | None = None
         self._loop = loop
         self._name = name
         self._lock = lock
@@ -118,7 +117,6 @@ class InprocPipe(Pipe):
         self._scheduled = False
         # Unattached pipes are paused: messages wait for attach().
         self._paused = True
-        self._deliver: Callable[[Pipe, bytes | bytearray], None] | None = None
         # The peer's writer crossed HIGH_WATER and waits for a wake-up.
         self._writer_blocked = False
 

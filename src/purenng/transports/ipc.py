@@ -48,7 +48,7 @@ Rules:
 Theory of operation: dial makes a non-blocking ``AF_UNIX`` socket, connects it
 with ``loop.sock_connect`` and wraps it with ``loop.create_unix_connection(
 sock=...)``; listen binds as above and serves the socket with purenng's own
-accept loop (:class:`~purenng.core.stream.SocketServer`, which backs off
+accept loop (:class:`~purenng.core.stream_server.SocketServer`, which backs off
 instead of spinning when file descriptors run out, and applies the
 endpoint's ``max_pipes`` before anything is spent on a connection).  Going
 through ``sock=`` also makes abstract names with any bytes work under

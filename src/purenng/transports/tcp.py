@@ -107,7 +107,7 @@ async def bind_listener(
     :meth:`AsyncioStreamListener.serve` (tls: ``ssl=...``).  The socket is
     made here, as ``create_server`` would (``SO_REUSEADDR``, ``IPV6_V6ONLY``,
     a :data:`BACKLOG` of 4096), because purenng runs its own accept loop
-    (:class:`~purenng.core.stream.SocketServer`: no busy loop when
+    (:class:`~purenng.core.stream_server.SocketServer`: no busy loop when
     descriptors run out).
     """
     host: str = hp.host

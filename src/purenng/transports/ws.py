@@ -52,7 +52,7 @@ Rules:
   protocols stop sending to a pipe that is not writable, and stopping
   reads as well deadlocks two peers sending large messages to each other.
   The listener's HTTP side has the shared service's limits
-  (:class:`purenng.http._service.Limits`).
+  (:class:`purenng.http.service.Limits`).
 * A pipe's addresses and peer certificate are taken when it starts and stay
   readable after it closes; :meth:`WSPipe.extra` never raises.  The
   connection is closed once (a second ``close()`` breaks an asyncio TLS
@@ -118,13 +118,13 @@ from ..plugin import (
     integer,
     parse_host_port,
 )
-from ..tls import TLS_CONFIG_OPTION, TLSConfig
+from ..tls_config import TLS_CONFIG_OPTION, TLSConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from ..core.message import BytesLike
-    from ..http._service import Service
+    from ..http.service import Service
     from ..plugin import URL, ProtocolInfo, Registry
     from ._ws_codec import ClientHandshake, WSCodec
 
@@ -286,7 +286,6 @@ class WSPipe(Pipe, asyncio.Protocol):
         ping_interval: float | None = None,
     ) -> None:
         Pipe.__init__(self, peer_id, scheme)
-        self.error: BaseException | None = None
         self._codec = codec
         self._loop = loop
         self._tr: Any = None
@@ -298,7 +297,6 @@ class WSPipe(Pipe, asyncio.Protocol):
         self._info: dict[str, Any] = {}
         # The transport's write buffer is over its high-water mark.
         self._write_paused = False
-        self._deliver: Callable[[Pipe, bytes | bytearray], None] | None = None
         # Bytes read past the handshake, fed once the socket has admitted us.
         self._trailing = b""
         self._begun = False
@@ -726,7 +724,7 @@ async def _connect(
         raise BadAddress(f"{url.raw!r}: cannot resolve {u.host!r}: {exc.strerror}") from exc
     except OSError as exc:
         if u.tls:
-            from .tls import tls_error
+            from .tls_tcp import tls_error
 
             err = tls_error(exc, url.raw)
             if err is not exc:
@@ -918,7 +916,7 @@ class WSTransport(PipeTransport):
 
     async def _acquire(self, url: URL, options: Mapping[str, Any]) -> tuple[Service, WSURL]:
         """Join (or start) the shared HTTP service for the URL's host and port."""
-        from ..http._service import acquire, bind_host
+        from ..http.service import acquire, bind_host
 
         u = parse_ws_url(url)
         ssl_context = None

@@ -73,7 +73,7 @@ from urllib.parse import parse_qsl, unquote
 import h11
 
 from ..core.errors import AddressInUse, BadAddress
-from ..core.stream import SocketServer, listening_socket
+from ..core.stream_server import SocketServer, listening_socket
 from ..transports._ws_codec import check_upgrade, is_upgrade_request
 from ._types import HTTPError, Request, Response, as_response, status_phrase, text_response
 
@@ -244,7 +244,7 @@ class Service:
         # port), as the tcp transport does.
         sock = listening_socket(infos[0], _BACKLOG, where)
         # purenng's own accept loop, not loop.create_server: when descriptors
-        # run out it backs off instead of spinning (core/stream.py).
+        # run out it backs off instead of spinning (core/byte_stream.py).
         server = SocketServer(
             sock,
             lambda: _Connection(self),

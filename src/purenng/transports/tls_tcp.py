@@ -32,7 +32,7 @@ silently (logged at debug level), as it does bad SP headers.
 Theory of operation: the streams are plain asyncio SSL transports made by
 ``loop.create_connection(ssl=...)`` and, on a listener, by
 ``loop.connect_accepted_socket(ssl=...)`` from purenng's own accept loop
-(:class:`~purenng.core.stream.SocketServer`, shared with tcp and ipc: it
+(:class:`~purenng.core.stream_server.SocketServer`, shared with tcp and ipc: it
 backs off when file descriptors run out, and a listener at ``max_pipes``
 closes a new connection before spending a TLS handshake on it), so the
 SP adapter adopts them with ``set_protocol`` exactly as it does tcp's (the
@@ -60,7 +60,7 @@ from ..plugin import (
     duration,
     hookimpl,
 )
-from ..tls import TLS_CONFIG_OPTION, TLSConfig
+from ..tls_config import TLS_CONFIG_OPTION, TLSConfig
 from .tcp import TCPTransport, _apply_options, _TCPListener, bind_listener, connect
 
 if TYPE_CHECKING:
