@@ -44,14 +44,14 @@ from purenng.core.sp_codec import (
     frame_prefix,
     parse_handshake,
 )
-from purenng.transports._ws_codec import (
+from purenng.http.upgrade import (
     ClientHandshake,
     UpgradeAnswer,
-    WSCodec,
     accept_token,
     check_upgrade,
     is_upgrade_request,
 )
+from purenng.transports._ws_codec import WSCodec
 
 from ._harness import Input, target
 
@@ -190,6 +190,7 @@ def sp_handshake(data: bytes) -> object:
 # ---------------------------------------------------------------- WebSocket framing
 
 _WS_MODULES = ("purenng.transports._ws_codec",)
+_UPGRADE_MODULES = ("purenng.http.upgrade",)
 _WS_MAX = (0, 1 << 20, 10, 125, 1000)
 _WS_FRAME = (1 << 20, 0, 10, 126, 65536)
 
@@ -305,7 +306,7 @@ def _hs_seeds() -> tuple[bytes, ...]:
 @target(
     "ws_client_handshake",
     allowed=(),
-    modules=_WS_MODULES,
+    modules=_UPGRADE_MODULES,
     seeds=_hs_seeds(),
     weight=0.4,
     max_len=4096,
@@ -362,7 +363,7 @@ _UPGRADE = (
 @target(
     "ws_check_upgrade",
     allowed=(),
-    modules=(*_WS_MODULES,),
+    modules=_UPGRADE_MODULES,
     seeds=(
         b"\x00" + _req(*_UPGRADE),
         b"\x01" + _req(*_UPGRADE[:4], b"Sec-WebSocket-Key: short"),

@@ -35,7 +35,12 @@ from purenng.http.service import Limits, Service, _Connection, _resolve, _under
 
 from ._harness import Input, target
 
-_MODULES = ("purenng.http.service", "purenng.http._types", "purenng.transports._ws_codec")
+_MODULES = (
+    "purenng.http.service",
+    "purenng.http._types",
+    "purenng.http.upgrade",
+    "purenng.transports._ws_codec",
+)
 #: Bytes that exist only in the files outside the static root.
 SECRET = b"SECRET-OUTSIDE-THE-ROOT-7f3a"
 _state: dict[str, Any] = {}

@@ -33,6 +33,7 @@ from websockets.protocol import OPEN, Protocol, Side
 import purenng
 from purenng.core.url import parse_url
 from purenng.testing import check_pipe_transport
+from purenng.http import upgrade
 from purenng.transports import _ws_codec as codec
 from purenng.transports.ws import WSPipe, parse_ws_url
 
@@ -179,7 +180,7 @@ def test_conformance() -> None:
 
 def test_accept_token_and_subprotocol() -> None:
     # RFC 6455 §1.3's example.
-    assert codec.accept_token(KEY) == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert upgrade.accept_token(KEY) == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     assert codec.subprotocol("rep") == "rep.sp.nanomsg.org"
 
 
@@ -208,7 +209,7 @@ def _request(**headers: str) -> h11.Request:
 
 
 def test_check_upgrade_accepts_with_exact_casing() -> None:
-    answer = codec.check_upgrade(_request(), "pair.sp.nanomsg.org", {"X-Extra": "1"})
+    answer = upgrade.check_upgrade(_request(), "pair.sp.nanomsg.org", {"X-Extra": "1"})
     assert answer.accepted
     assert answer.headers == [
         (b"Upgrade", b"websocket"),
@@ -234,7 +235,7 @@ def test_check_upgrade_accepts_with_exact_casing() -> None:
     ],
 )
 def test_check_upgrade_refusals(headers: dict[str, str], status: int) -> None:
-    answer = codec.check_upgrade(_request(**headers), "pair.sp.nanomsg.org")
+    answer = upgrade.check_upgrade(_request(**headers), "pair.sp.nanomsg.org")
     assert answer.status == status
     assert answer.body  # a reason a person can read
 
@@ -256,7 +257,7 @@ _GOOD_101 = (
 
 
 def test_client_handshake_request_and_101_fed_byte_by_byte() -> None:
-    hs = codec.ClientHandshake("h:1", "/a?b=1", "rep.sp.nanomsg.org", {"X-Y": "z"}, key=KEY)
+    hs = upgrade.ClientHandshake("h:1", "/a?b=1", "rep.sp.nanomsg.org", {"X-Y": "z"}, key=KEY)
     req = hs.request_bytes()
     assert req.startswith(b"GET /a?b=1 HTTP/1.1\r\n")
     for line in (
@@ -309,14 +310,14 @@ _REFUSALS = [
 
 @pytest.mark.parametrize(("answer", "error", "text"), _REFUSALS)
 def test_client_handshake_refusals(answer: bytes, error: type[Exception], text: str) -> None:
-    hs = codec.ClientHandshake("h:1", "/", "rep.sp.nanomsg.org", key=KEY)
+    hs = upgrade.ClientHandshake("h:1", "/", "rep.sp.nanomsg.org", key=KEY)
     assert hs.feed(answer)
     assert isinstance(hs.error, error), hs.error
     assert text in str(hs.error)
 
 
 def test_client_handshake_eof() -> None:
-    hs = codec.ClientHandshake("h:1", "/", "rep.sp.nanomsg.org", key=KEY)
+    hs = upgrade.ClientHandshake("h:1", "/", "rep.sp.nanomsg.org", key=KEY)
     assert not hs.feed(b"HTTP/1.1 101 Swi")
     hs.eof()
     assert isinstance(hs.error, purenng.ConnectionReset)

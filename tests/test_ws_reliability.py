@@ -492,7 +492,7 @@ def test_dialer_gives_up_on_a_dripping_server_at_the_deadline(loop: str) -> None
 def test_client_handshake_refuses_a_large_answer_that_arrives_whole() -> None:
     # h11 bounds a head still incomplete; one that came in one read was
     # accepted whatever its size.
-    from purenng.transports._ws_codec import ClientHandshake, accept_token
+    from purenng.http.upgrade import ClientHandshake, accept_token
 
     hs = ClientHandshake("h:1", "/", "pair.sp.nanomsg.org", key=KEY.encode())
     answer = (

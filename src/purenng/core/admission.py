@@ -45,7 +45,6 @@ __all__ = ["AdmissionHost", "PipeAdmission", "PipeLimit"]
 log = logging.getLogger("purenng")
 
 
-
 class AdmissionHost(Protocol):
     """What a :class:`PipeAdmission` needs of its socket."""
 

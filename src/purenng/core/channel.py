@@ -148,7 +148,6 @@ class Channel:
 
     # ------------------------------------------------------------ protocol side
 
-
     def bind(
         self,
         try_send: Callable[[Message], bool],
@@ -165,6 +164,7 @@ class Channel:
         self.try_send = try_send
         self.can_send = can_send
         self.on_space = on_space
+
     def deliver(self, msg: Message) -> bool:
         """Hand a received message to the application (loop only).
 

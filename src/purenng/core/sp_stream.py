@@ -57,7 +57,6 @@ WRITE_LOW = 256 * 1024
 _KEPT_EXTRAS = ("sockname", "peername", "peercert")
 
 
-
 class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
     """A pipe that speaks SP framing over one stream connection.
 

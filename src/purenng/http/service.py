@@ -25,7 +25,7 @@ Rules:
   :class:`~purenng.TLSConfig` object or none.
 * An upgrade request for a path nobody registered gets 404 (NNG: the dialer
   sees ECONNREFUSED).  Any request on an SP path that is not a valid SP
-  upgrade gets a 4xx (:func:`~purenng.transports._ws_codec.check_upgrade`).
+  upgrade gets a 4xx (:func:`~purenng.http.upgrade.check_upgrade`).
 * **Limits** against slow or hostile clients: headers must arrive within
   ``header_timeout`` (else the connection is closed), bodies within
   ``body_timeout`` (408), a request head over ``max_header_size`` gets 431,
@@ -74,8 +74,8 @@ import h11
 
 from ..core.errors import AddressInUse, BadAddress
 from ..core.stream_server import SocketServer, listening_socket
-from ..transports._ws_codec import check_upgrade, is_upgrade_request
 from ._types import HTTPError, Request, Response, as_response, status_phrase, text_response
+from .upgrade import check_upgrade, is_upgrade_request
 
 if TYPE_CHECKING:
     import ssl

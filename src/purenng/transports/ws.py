@@ -125,8 +125,9 @@ if TYPE_CHECKING:
 
     from ..core.message import BytesLike
     from ..http.service import Service
+    from ..http.upgrade import ClientHandshake
     from ..plugin import URL, ProtocolInfo, Registry
-    from ._ws_codec import ClientHandshake, WSCodec
+    from ._ws_codec import WSCodec
 
 __all__ = ["WSURL", "WSPipe", "WSStream", "WSTransport", "parse_ws_url"]
 
@@ -689,7 +690,7 @@ async def _connect(
     Returns:
         The transport and the bytes received after the 101 (the first frames).
     """
-    from ._ws_codec import ClientHandshake
+    from ..http.upgrade import ClientHandshake
 
     u = parse_ws_url(url)
     loop = asyncio.get_running_loop()
