@@ -33,7 +33,7 @@ FORBIDDEN_MODULES = frozenset(
     {"asyncio", "threading", "_thread", "time", "concurrent", "selectors", "socket", "uvloop"}
 )
 #: purenng modules that are loop machinery.
-FORBIDDEN_PURENNG = frozenset({"loop", "_trio"})
+FORBIDDEN_PURENNG = frozenset({"loop", "bridge", "bridge_trio", "stream_server"})
 #: Attribute names that mean a loop, a clock or a thread is being used.
 FORBIDDEN_ATTRIBUTES = frozenset(
     {

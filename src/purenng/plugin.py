@@ -20,6 +20,8 @@ and one entry point in its ``pyproject.toml``::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .core.byte_stream import (
     AsyncioStream as AsyncioStream,
 )
@@ -32,12 +34,15 @@ from .core.byte_stream import (
 from .core.byte_stream import (
     StreamProtocol as StreamProtocol,
 )
+from .core.channel import Channel as Channel
 from .core.errors import (
     AddressInUse as AddressInUse,
 )
 from .core.errors import (
     BadAddress as BadAddress,
 )
+from .core.errors import BadOption as BadOption
+from .core.errors import BadState as BadState
 from .core.errors import (
     Closed as Closed,
 )
@@ -47,14 +52,20 @@ from .core.errors import (
 from .core.errors import (
     ConnectionReset as ConnectionReset,
 )
+from .core.errors import Error as Error
 from .core.errors import (
     MessageTooLarge as MessageTooLarge,
 )
+from .core.errors import NotSupported as NotSupported
 from .core.errors import (
     ProtocolError as ProtocolError,
 )
+from .core.errors import Timeout as Timeout
+from .core.errors import TLSError as TLSError
 from .core.hookspecs import hookimpl as hookimpl
+from .core.message import BytesLike as BytesLike
 from .core.message import Message as Message
+from .core.options import SOCKET_OPTIONS as SOCKET_OPTIONS
 from .core.options import (
     OptionSpec as OptionSpec,
 )
@@ -70,6 +81,7 @@ from .core.options import (
 from .core.options import (
     string as string,
 )
+from .core.options import validate as validate
 from .core.pipe import Pipe as Pipe
 from .core.pipe import next_id as next_id
 from .core.protocol import Protocol as Protocol
@@ -100,18 +112,45 @@ from .core.url import URL as URL
 from .core.url import HostPort as HostPort
 from .core.url import parse_host_port as parse_host_port
 
+if TYPE_CHECKING:
+    from .tls_config import TLS_CONFIG_OPTION as TLS_CONFIG_OPTION
+    from .tls_config import SSLEngine as SSLEngine
+    from .tls_config import TLSConfig as TLSConfig
+    from .tls_config import TLSEngine as TLSEngine
+
+#: Loaded on first use: TLS configuration costs an import that plain tcp and
+#: every protocol plugin can do without.
+_TLS_NAMES = frozenset({"TLS_CONFIG_OPTION", "SSLEngine", "TLSConfig", "TLSEngine"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TLS_NAMES:
+        from . import tls_config
+
+        return getattr(tls_config, name)
+    raise AttributeError(f"module 'purenng.plugin' has no attribute {name!r}")
+
+
 __all__ = [
+    "SOCKET_OPTIONS",
+    "TLS_CONFIG_OPTION",
     "URL",
     "AddressInUse",
     "AsyncioStream",
     "AsyncioStreamListener",
     "BadAddress",
+    "BadOption",
+    "BadState",
+    "BytesLike",
+    "Channel",
     "Closed",
     "ConnectionRefused",
     "ConnectionReset",
+    "Error",
     "HostPort",
     "Message",
     "MessageTooLarge",
+    "NotSupported",
     "OptionSpec",
     "Pipe",
     "PipeListener",
@@ -121,10 +160,15 @@ __all__ = [
     "ProtocolHost",
     "ProtocolInfo",
     "Registry",
+    "SSLEngine",
     "Stream",
     "StreamListener",
     "StreamProtocol",
     "StreamTransport",
+    "TLSConfig",
+    "TLSEngine",
+    "TLSError",
+    "Timeout",
     "Transport",
     "boolean",
     "duration",
@@ -134,4 +178,5 @@ __all__ = [
     "next_id",
     "parse_host_port",
     "string",
+    "validate",
 ]

@@ -45,7 +45,8 @@ extra work.
 
 Not provided: ``pynng.lib`` / ``pynng.ffi`` (there is no C library),
 ``recv_fd`` / ``send_fd`` (purenng uses no notification descriptors; they
-raise :class:`NotSupported`), and TLS until purenng has a TLS transport.
+raise :class:`NotSupported`), and certificate revocation lists in
+:class:`TLSConfig` (``crl_string`` raises :class:`NotSupported`).
 :func:`device` is an addition (pynng 0.9 has none); it forwards to
 :func:`purenng.device` and needs ``raw`` purenng sockets.
 """
@@ -821,9 +822,9 @@ def _sockaddr(value: Any, url: str | None) -> SockAddr:
 class TLSConfig:
     """pynng's TLS configuration object.
 
-    It keeps pynng's constructor and checks; it takes effect once purenng
-    ships a TLS transport (until then setting ``tls_config`` raises
-    :class:`NotSupported`).
+    It keeps pynng's constructor and checks.  Given to a socket, dialer or
+    listener as ``tls_config`` it becomes a :class:`purenng.TLSConfig` for
+    the ``tls+tcp://`` and ``wss://`` endpoints.
     """
 
     MODE_CLIENT = 0
@@ -913,13 +914,11 @@ class TLSConfig:
         read and joined into one PEM bundle.
 
         Raises:
-            NotSupported: this purenng has no TLS support, or a CRL was given.
+            NotSupported: a CRL was given.
             InvalidOperation: a field purenng rejects.
         """
-        try:
-            from ..tls_config import TLSConfig as PureTLSConfig
-        except ImportError:
-            raise NotSupported("this purenng has no TLS support", NotSupported.nng_errno) from None
+        from ..tls_config import TLSConfig as PureTLSConfig
+
         if self.crl_string is not None:
             raise NotSupported("certificate revocation lists", NotSupported.nng_errno)
         modes = {

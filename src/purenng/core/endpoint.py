@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .admission import PipeLimit
 from .bridge import bridge
@@ -48,15 +48,32 @@ from .transport import PipeTransport, StreamTransport
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .admission import PipeAdmission
     from .byte_stream import ConnectionSlot, Stream, StreamListener
     from .pipe import Pipe
-    from .socket import Socket
-    from .transport import PipeListener, Transport
+    from .protocol import Protocol as SPProtocol
+    from .transport import PipeListener, ProtocolInfo, Transport
     from .url import URL
 
-__all__ = ["Dialer", "Listener"]
+__all__ = ["Dialer", "EndpointOwner", "Listener"]
 
 log = logging.getLogger("purenng")
+
+
+class EndpointOwner(Protocol):
+    """What a dialer or listener needs of the socket it belongs to."""
+
+    loop: asyncio.AbstractEventLoop
+    protocol_cls: type[SPProtocol]
+    protocol_info: ProtocolInfo
+    _admission: PipeAdmission
+
+    def _forget_dialer(self, d: Dialer) -> None: ...
+    def _forget_listener(self, lst: Listener) -> None: ...
+    def on_pipe_event(
+        self, callback: Callable[[Pipe, PipeEvent], Any], events: Any = None
+    ) -> Callable[[Pipe, PipeEvent], Any]: ...
+    def remove_pipe_event(self, callback: Callable[[Pipe, PipeEvent], Any]) -> None: ...
 
 
 def _off_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -129,7 +146,7 @@ class Dialer:
     """
 
     def __init__(
-        self, sock: Socket, url: URL, transport: Transport, options: dict[str, Any]
+        self, sock: EndpointOwner, url: URL, transport: Transport, options: dict[str, Any]
     ) -> None:
         self.id = next_id()
         self.socket = sock
@@ -302,7 +319,7 @@ class Listener:
     """
 
     def __init__(
-        self, sock: Socket, url: URL, transport: Transport, options: dict[str, Any]
+        self, sock: EndpointOwner, url: URL, transport: Transport, options: dict[str, Any]
     ) -> None:
         self.id = next_id()
         self.socket = sock

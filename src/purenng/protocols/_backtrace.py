@@ -49,16 +49,13 @@ import random
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ..core.errors import BadState, NotSupported
-from ..plugin import Message, Protocol
+from ..plugin import BadState, Message, NotSupported, Protocol
 from ._deadlines import Deadlines
 
 if TYPE_CHECKING:
     from collections.abc import Container, Mapping
 
-    from ..core.channel import Channel
-    from ..core.message import BytesLike
-    from ..plugin import OptionSpec, Pipe, ProtocolHost
+    from ..plugin import BytesLike, Channel, OptionSpec, Pipe, ProtocolHost
 
 __all__ = [
     "END_BIT",

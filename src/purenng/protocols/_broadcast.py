@@ -36,8 +36,7 @@ from ..plugin import OptionSpec, Protocol, integer
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ..core.message import BytesLike
-    from ..plugin import Pipe, ProtocolHost
+    from ..plugin import BytesLike, Pipe, ProtocolHost
 
 __all__ = ["Broadcast", "BroadcastProtocol", "send_buffer_options"]
 

@@ -45,8 +45,7 @@ from ..plugin import Message, hookimpl
 from ._broadcast import BroadcastProtocol, send_buffer_options
 
 if TYPE_CHECKING:
-    from ..core.message import BytesLike
-    from ..plugin import Pipe, Registry
+    from ..plugin import BytesLike, Pipe, Registry
 
 __all__ = ["RECV_BUFFER", "SEND_BUFFER", "Bus0Protocol"]
 

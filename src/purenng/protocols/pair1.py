@@ -56,14 +56,21 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import BadState
-from ..plugin import Message, OptionSpec, Protocol, ProtocolError, boolean, hookimpl, integer
+from ..plugin import (
+    BadState,
+    Message,
+    OptionSpec,
+    Protocol,
+    ProtocolError,
+    boolean,
+    hookimpl,
+    integer,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ..core.message import BytesLike
-    from ..plugin import Pipe, ProtocolHost, Registry
+    from ..plugin import BytesLike, Pipe, ProtocolHost, Registry
 
 __all__ = ["POLY_QUEUE", "Pair1Protocol"]
 

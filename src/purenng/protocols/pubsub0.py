@@ -72,17 +72,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import BadOption, NotSupported
-from ..core.options import SOCKET_OPTIONS, validate
-from ..plugin import Message, OptionSpec, Protocol, boolean, hookimpl
+from ..plugin import (
+    SOCKET_OPTIONS,
+    BadOption,
+    Message,
+    NotSupported,
+    OptionSpec,
+    Protocol,
+    boolean,
+    hookimpl,
+    validate,
+)
 from ._broadcast import BroadcastProtocol, send_buffer_options
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ..core.channel import Channel
-    from ..core.message import BytesLike
-    from ..plugin import Pipe, ProtocolHost, Registry
+    from ..plugin import BytesLike, Channel, Pipe, ProtocolHost, Registry
 
 __all__ = ["RECV_BUFFER", "SEND_BUFFER", "Pub0Protocol", "Sub0Context", "Sub0Protocol"]
 

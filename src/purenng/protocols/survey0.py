@@ -102,8 +102,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..core.errors import BadState, Timeout
-from ..plugin import Message, OptionSpec, duration, hookimpl, integer
+from ..plugin import BadState, Message, OptionSpec, Timeout, duration, hookimpl, integer
 from ._backtrace import END_BIT as END_BIT
 from ._backtrace import MALFORMED as MALFORMED
 from ._backtrace import TOO_MANY_HOPS as TOO_MANY_HOPS
@@ -112,9 +111,7 @@ from ._backtrace import Requester, Responder, SendQueues, backtrace_length
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ..core.channel import Channel
-    from ..core.message import BytesLike
-    from ..plugin import Pipe, ProtocolHost, Registry
+    from ..plugin import BytesLike, Channel, Pipe, ProtocolHost, Registry
 
 __all__ = [
     "RAW_QUEUE",

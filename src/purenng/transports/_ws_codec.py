@@ -67,14 +67,14 @@ from websockets.exceptions import PayloadTooBig
 from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, CloseCode, Frame
 from websockets.protocol import CLOSED, OPEN, Protocol, Side
 
-from ..core.errors import (
+from ..http.upgrade import SUBPROTOCOL_SUFFIX
+from ..plugin import (
     MessageTooLarge,
     ProtocolError,
 )
-from ..http.upgrade import SUBPROTOCOL_SUFFIX
 
 if TYPE_CHECKING:
-    from ..core.message import BytesLike
+    from ..plugin import BytesLike
 
 __all__ = [
     "CLOSE_UNSUPPORTED",

@@ -70,13 +70,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from ..core.errors import NotSupported
 from ..plugin import (
     AddressInUse,
     AsyncioStream,
     AsyncioStreamListener,
     BadAddress,
     ConnectionRefused,
+    NotSupported,
     OptionSpec,
     StreamProtocol,
     StreamTransport,

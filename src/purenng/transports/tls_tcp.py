@@ -52,15 +52,17 @@ import ssl
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
-from ..core.errors import Timeout, TLSError
 from ..plugin import (
+    TLS_CONFIG_OPTION,
     AsyncioStream,
     OptionSpec,
     StreamProtocol,
+    Timeout,
+    TLSConfig,
+    TLSError,
     duration,
     hookimpl,
 )
-from ..tls_config import TLS_CONFIG_OPTION, TLSConfig
 from .tcp import TCPTransport, _apply_options, _TCPListener, bind_listener, connect
 
 if TYPE_CHECKING:

@@ -101,32 +101,35 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import BadOption, NotSupported, Timeout, TLSError
 from ..plugin import (
+    TLS_CONFIG_OPTION,
     BadAddress,
+    BadOption,
     Closed,
     ConnectionRefused,
     ConnectionReset,
+    NotSupported,
     OptionSpec,
     Pipe,
     PipeListener,
     PipeTransport,
     Stream,
     StreamListener,
+    Timeout,
+    TLSConfig,
+    TLSError,
     duration,
     hookimpl,
     integer,
     parse_host_port,
 )
-from ..tls_config import TLS_CONFIG_OPTION, TLSConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from ..core.message import BytesLike
     from ..http.service import Service
     from ..http.upgrade import ClientHandshake
-    from ..plugin import URL, ProtocolInfo, Registry
+    from ..plugin import URL, BytesLike, ProtocolInfo, Registry
     from ._ws_codec import WSCodec
 
 __all__ = ["WSURL", "WSPipe", "WSStream", "WSTransport", "parse_ws_url"]
