@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AdmissionHost", "PipeAdmission", "PipeLimit"]
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 
 class AdmissionHost(Protocol):
@@ -98,7 +98,7 @@ class PipeAdmission:
             e: [] for e in PipeEvent
         }
         #: Messages in/out and bytes in/out of pipes already removed.
-        self.retired = [0, 0, 0, 0]
+        self.retired: list[int] = [0, 0, 0, 0]
         self._logged: set[str] = set()
         #: Ids of pipes closed by :meth:`reject` (counted there, not again on close).
         self._rejected: set[int] = set()
@@ -356,7 +356,7 @@ class PipeLimit:
         self._listener = listener
         self.limit = limit
         #: Connections holding a slot: accepted, in a handshake, or attached.
-        self.used = 0
+        self.used: int = 0
         self._episode = 0  # refusals since the limit was last reached; 0: not at it
 
     def admit(self) -> ConnectionSlot | None:

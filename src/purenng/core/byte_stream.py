@@ -196,8 +196,8 @@ class StreamProtocol(asyncio.Protocol):
 
     def __init__(self, on_connection: Any = None) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.eof = False
+        self.buffer: bytearray = bytearray()
+        self.eof: bool = False
         self.exc: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._drain_waiters: list[asyncio.Future[None]] = []

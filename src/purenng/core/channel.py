@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SEND_WINDOW", "Channel"]
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 #: Messages a foreign thread may hand to the loop without waiting for it.
 SEND_WINDOW = 256
@@ -108,9 +108,9 @@ class Channel:
         self.try_send: Callable[[Message], bool] = _refuse
         #: Whether ``try_send`` would succeed now (loop only).
         self.can_send: Callable[[], bool] = _never
-        self.recv_capacity = max(1, recv_capacity)
+        self.recv_capacity: int = max(1, recv_capacity)
         self.name = name
-        self.closed = False
+        self.closed: bool = False
         #: Called on the loop when a full receive queue has room again.
         self.on_space: Callable[[], None] | None = None
         #: Raised by a receive that finds nothing queued, instead of waiting

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Dialer", "EndpointOwner", "Listener"]
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 
 class EndpointOwner(Protocol):
@@ -148,12 +148,12 @@ class Dialer:
     def __init__(
         self, sock: EndpointOwner, url: URL, transport: Transport, options: dict[str, Any]
     ) -> None:
-        self.id = next_id()
+        self.id: int = next_id()
         self.socket = sock
         self._url = url
         self._transport = transport
         self.options = options
-        self.closed = False
+        self.closed: bool = False
         self.pipe: Pipe | None = None
         self._task: asyncio.Task[None] | None = None
         self._pipe_gone: asyncio.Future[None] | None = None
@@ -321,12 +321,12 @@ class Listener:
     def __init__(
         self, sock: EndpointOwner, url: URL, transport: Transport, options: dict[str, Any]
     ) -> None:
-        self.id = next_id()
+        self.id: int = next_id()
         self.socket = sock
         self._url = url
         self._transport = transport
         self.options = options
-        self.closed = False
+        self.closed: bool = False
         self._stream_listener: StreamListener | None = None
         self._pipe_listener: PipeListener | None = None
         self._task: asyncio.Task[None] | None = None

@@ -17,7 +17,7 @@ The class uses ``__slots__``: one is created per message on every hot path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from .pipe import Pipe
@@ -64,7 +64,7 @@ class Message:
             return NotImplemented
         return bytes(self.header) == bytes(other.header) and bytes(self.body) == bytes(other.body)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         body = bytes(self.body)

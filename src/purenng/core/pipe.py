@@ -96,10 +96,10 @@ class Pipe:
     """
 
     def __init__(self, peer_id: int, transport: str) -> None:
-        self.id = next_id()
+        self.id: int = next_id()
         self.peer_id = peer_id
         self.transport = transport
-        self.writable = True
+        self.writable: bool = True
         self.closed = False
         #: Why the pipe closed, when not normally; None while open or after a clean close.
         self.error: BaseException | None = None

@@ -217,7 +217,7 @@ class ProtocolTimer:
         self._call_at = call_at
         self._handle: Any = None
         self._when = 0.0
-        self.closed = False
+        self.closed: bool = False
 
     @property
     def armed_for(self) -> float | None:

@@ -105,8 +105,8 @@ class Registry:
     """
 
     def __init__(self, config: PluginConfig | None = None) -> None:
-        self.config = config if config is not None else load_config()
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.config: PluginConfig = config if config is not None else load_config()
+        self.pm: pluggy.PluginManager = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         if os.environ.get("PURENNG_TRACE_PLUGINS") == "1":
             self.pm.trace.root.setwriter(sys.stderr.write)

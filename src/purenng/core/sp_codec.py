@@ -220,9 +220,9 @@ class SPDecoder:
         recv_max_size: int = 0,
         ipc: bool = False,
     ) -> None:
-        self.on_handshake = on_handshake
-        self.on_message = on_message
-        self.recv_max_size = recv_max_size
+        self.on_handshake: Callable[[int], None] = on_handshake
+        self.on_message: Callable[[bytes | bytearray], None] = on_message
+        self.recv_max_size: int = recv_max_size
         self._ipc = ipc
         self._buf = bytearray(INITIAL_BUFFER)
         self._mv = memoryview(self._buf)
@@ -232,7 +232,7 @@ class SPDecoder:
         self._big_mv: memoryview | None = None
         self._big_pos = 0
         self._big_len = 0
-        self.handshake_done = False
+        self.handshake_done: bool = False
         #: The first error seen; once set, all further input is discarded.
         self.error: Error | None = None
 

@@ -71,6 +71,9 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         ipc: Use ipc framing.
     """
 
+    #: As in :class:`Pipe`: why the pipe closed, set by the protocol callbacks below.
+    error: BaseException | None
+
     def __init__(
         self,
         stream: Stream,
@@ -88,10 +91,10 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         self._on_ready = on_ready
         self._on_failed = on_failed
         self._prefix = prefix_encoder(ipc)
-        self.decoder = SPDecoder(
+        self.decoder: SPDecoder = SPDecoder(
             self._handshake, self._message, recv_max_size=recv_max_size, ipc=ipc
         )
-        self.ready = False
+        self.ready: bool = False
         self._tr: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wbuf = bytearray()

@@ -53,7 +53,7 @@ __all__ = [
     "listening_socket",
 ]
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 #: ``accept()`` errors that mean "out of resources now": retry later, do not spin.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -144,7 +144,7 @@ class SocketServer(asyncio.AbstractServer):
         self._delay = ACCEPT_RETRY_MIN
         #: Failed ``accept()`` calls in the current episode: from the first
         #: failure until the backlog is drained (0: accepting normally).
-        self.failures = 0
+        self.failures: int = 0
         self._episode_start = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._start_reading()
