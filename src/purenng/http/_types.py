@@ -62,8 +62,8 @@ class HTTPError(Exception):
 
     def __init__(self, status: int, message: str = "", headers: dict[str, str] | None = None):
         self.status = status
-        self.message = message or status_phrase(status) or f"HTTP {status}"
-        self.headers = dict(headers or {})
+        self.message: str = message or status_phrase(status) or f"HTTP {status}"
+        self.headers: dict[str, str] = dict(headers or {})
         super().__init__(f"HTTP {status}: {self.message}")
 
 

@@ -112,13 +112,13 @@ class Client:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadAddress(f"{base_url!r}: expected http://host:port or https://host:port")
-        self.tls = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = parts.port or (443 if self.tls else 80)
-        self.prefix = parts.path.rstrip("/")
+        self.tls: bool = parts.scheme == "https"
+        self.host: str = parts.hostname
+        self.port: int = parts.port or (443 if self.tls else 80)
+        self.prefix: str = parts.path.rstrip("/")
         self.tls_config = tls_config
         self.timeout = timeout
-        self.headers = dict(headers or {})
+        self.headers: dict[str, str] = dict(headers or {})
 
     async def arequest(
         self,

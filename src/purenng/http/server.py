@@ -135,7 +135,7 @@ class Server:
         self._svc: Service | None = None
         self._routes: list[tuple[str, str, Any]] = []
         self._mounts: list[tuple[str, Path, str]] = []
-        self.closed = False
+        self.closed: bool = False
 
     # ------------------------------------------------------------ configuration
 

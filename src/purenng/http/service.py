@@ -95,7 +95,7 @@ __all__ = [
     "services",
 ]
 
-log = logging.getLogger("purenng.http")
+log: logging.Logger = logging.getLogger("purenng.http")
 
 #: Files are sent in pieces of this size.
 FILE_CHUNK = 256 * 1024
@@ -203,11 +203,11 @@ class Service:
         self.ssl_context = ssl_context
         self.limits = limits
         self.server: SocketServer | None = None
-        self.port = port
+        self.port: int = port
         self.sockname: Any = None
         self.ready: asyncio.Future[None] = loop.create_future()
-        self.closed = False
-        self.users = 1
+        self.closed: bool = False
+        self.users: int = 1
         self.ws_routes: dict[str, WSRoute] = {}
         self.routes: list[_Route] = []
         self.mounts: list[_Mount] = []

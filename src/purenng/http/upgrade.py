@@ -232,16 +232,16 @@ class ClientHandshake:
         key: bytes | None = None,
         max_response_size: int = 16 * 1024,
     ) -> None:
-        self.key = key if key is not None else base64.b64encode(os.urandom(16))
+        self.key: bytes = key if key is not None else base64.b64encode(os.urandom(16))
         self.subprotocol = want_subprotocol
         self._want = (
             [] if want_subprotocol is None else [want_subprotocol.lower().encode("latin-1")]
         )
-        self.done = False
+        self.done: bool = False
         self.error: BaseException | None = None
         self.status: int | None = None
         self.response_headers: dict[bytes, bytes] = {}
-        self.trailing = b""
+        self.trailing: bytes = b""
         self._max_head = max_response_size
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_response_size)
         headers = [

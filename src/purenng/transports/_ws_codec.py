@@ -179,13 +179,13 @@ class WSCodec:
             state=OPEN,
             max_size=(recv_max_size or None, recv_frame_max or None),
         )
-        self.send_frame_max = send_frame_max
+        self.send_frame_max: int = send_frame_max
         self._parts: list[bytes | bytearray] | None = None
         self.error: BaseException | None = None
-        self.closing = False
+        self.closing: bool = False
         self.close_code: int | None = None
         self.pongs: list[bytes] = []
-        self.pings_coalesced = 0
+        self.pings_coalesced: int = 0
 
     # ------------------------------------------------------------ receiving
 

@@ -56,7 +56,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..plugin import (
     AddressInUse,
@@ -75,7 +75,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HIGH_WATER", "LOW_WATER", "InprocPipe", "InprocTransport"]
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 #: A pipe stops being writable when its peer holds this many undelivered messages.
 HIGH_WATER = 1024
@@ -100,6 +100,10 @@ class InprocPipe(Pipe):
     Attributes:
         error: Why the pipe was refused or failed, if it was (set by the socket).
     """
+
+    #: As in :class:`Pipe`; the flow control below sets them.
+    writable: bool
+    error: BaseException | None
 
     def __init__(
         self, peer_id: int, loop: asyncio.AbstractEventLoop, name: str, lock: threading.Lock
@@ -376,7 +380,7 @@ class _InprocListener(PipeListener):
 class InprocTransport(PipeTransport):
     """In-process message pipes between sockets on any loops and threads."""
 
-    schemes = ("inproc",)
+    schemes: ClassVar[tuple[str, ...]] = ("inproc",)
     option_prefix = "inproc"
 
     def check_url(self, url: URL) -> None:

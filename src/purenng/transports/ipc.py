@@ -67,7 +67,7 @@ import stat
 import struct
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote_to_bytes
 
 from ..plugin import (
@@ -372,10 +372,10 @@ class _IPCListener(AsyncioStreamListener):
 class IPCTransport(StreamTransport):
     """SP over UNIX domain sockets (ipc framing: a type byte before each length)."""
 
-    schemes = ("ipc", "unix", "abstract")
+    schemes: ClassVar[tuple[str, ...]] = ("ipc", "unix", "abstract")
     option_prefix = "ipc"
     ipc_framing = True
-    option_specs = {
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = {
         "ipc_permissions": OptionSpec(
             "ipc_permissions",
             _file_mode,

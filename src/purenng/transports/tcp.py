@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..plugin import (
     AsyncioStream,
@@ -149,9 +149,9 @@ class _TCPListener(AsyncioStreamListener):
 class TCPTransport(StreamTransport):
     """TCP over IPv4 and IPv6."""
 
-    schemes = ("tcp", "tcp4", "tcp6")
+    schemes: ClassVar[tuple[str, ...]] = ("tcp", "tcp4", "tcp6")
     option_prefix = "tcp"
-    option_specs = {
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = {
         "tcp_nodelay": OptionSpec("tcp_nodelay", boolean, True, "disable Nagle's algorithm"),
         "tcp_keepalive": OptionSpec(
             "tcp_keepalive", boolean, False, "enable TCP keep-alive probes"

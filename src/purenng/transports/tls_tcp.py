@@ -50,7 +50,7 @@ import logging
 import socket
 import ssl
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ..plugin import (
     TLS_CONFIG_OPTION,
@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TLSTransport", "tls_error", "tls_extras"]
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 #: Seconds allowed for the TLS handshake unless ``tls_handshake_timeout`` says otherwise.
 TLS_HANDSHAKE_TIMEOUT = 10.0
@@ -319,9 +319,9 @@ def _handshake_timeout(options: Mapping[str, Any]) -> float:
 class TLSTransport(TCPTransport):
     """SP over TLS over TCP (IPv4 and IPv6)."""
 
-    schemes = ("tls+tcp", "tls+tcp4", "tls+tcp6")
+    schemes: ClassVar[tuple[str, ...]] = ("tls+tcp", "tls+tcp4", "tls+tcp6")
     option_prefix = "tls"
-    option_specs = {
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = {
         "tls_config": TLS_CONFIG_OPTION,
         "tls_handshake_timeout": OptionSpec(
             "tls_handshake_timeout",

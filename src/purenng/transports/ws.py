@@ -99,7 +99,7 @@ import logging
 import socket
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..plugin import (
     TLS_CONFIG_OPTION,
@@ -134,7 +134,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WSURL", "WSPipe", "WSStream", "WSTransport", "parse_ws_url"]
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 #: Seconds for the connection and upgrade unless ``ws_handshake_timeout`` says otherwise.
 HANDSHAKE_TIMEOUT = 10.0
@@ -279,6 +279,9 @@ class WSPipe(Pipe, asyncio.Protocol):
             ``ProtocolError``, ``Timeout``, ``ConnectionResetError``...).
         close_code: The close code the peer sent, if it sent a close frame.
     """
+
+    #: As in :class:`Pipe`; set by the protocol callbacks below.
+    error: BaseException | None
 
     def __init__(
         self,
@@ -763,9 +766,9 @@ async def _connect(
 class WSTransport(PipeTransport):
     """SP over WebSocket, plain (ws) and over TLS (wss)."""
 
-    schemes = ("ws", "ws4", "ws6", "wss", "wss4", "wss6")
+    schemes: ClassVar[tuple[str, ...]] = ("ws", "ws4", "ws6", "wss", "wss4", "wss6")
     option_prefix = "ws"
-    option_specs = {
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = {
         "ws_recv_frame_max": OptionSpec(
             "ws_recv_frame_max",
             integer(0),
