@@ -235,13 +235,13 @@ class Requester(Protocol, Generic[C]):
     def __init__(self, host: ProtocolHost, raw: bool) -> None:
         super().__init__(host, raw)
         #: Raw mode: pipes paused because the receive queue is full.
-        self.pauser = Pauser()
+        self.pauser: Pauser = Pauser()
         #: Cooked mode: the conversations outstanding by id, and every live context.
         self.outstanding: dict[int, C] = {}
         self.contexts: dict[C, None] = {}
         #: Cooked mode: each context's deadline (host clock), at most one.
         self.deadlines: Deadlines[C] = Deadlines()
-        self.ids = IdAllocator(self.first_id)
+        self.ids: IdAllocator = IdAllocator(self.first_id)
         self._default: C | None = None
         if not raw:
             self._default = self.make_context(host.channel)
@@ -316,7 +316,7 @@ class ResponderContext:
     def __init__(self, proto: Responder, channel: Channel) -> None:
         self.proto = proto
         self.channel = channel
-        self.closed = False
+        self.closed: bool = False
         #: The message to answer: its pipe and backtrace.
         self.pipe: Pipe | None = None
         self.backtrace: bytes | None = None

@@ -39,7 +39,7 @@ The body object is shared by all pipes, never copied.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..plugin import Message, hookimpl
 from ._broadcast import BroadcastProtocol, send_buffer_options
@@ -69,7 +69,7 @@ class Bus0Protocol(BroadcastProtocol):
     self_name = "bus"
     peer_name = "bus"
     option_specs = _OPTIONS
-    default_recv_buffer = RECV_BUFFER
+    default_recv_buffer: ClassVar[int | None] = RECV_BUFFER
     default_send_buffer = SEND_BUFFER
     drop_oldest = False  # BUS drops the new message for a full pipe
 

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..plugin import (
     BadState,
@@ -74,7 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = ["POLY_QUEUE", "Pair1Protocol"]
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 #: Messages queued per pipe in polyamorous mode behind the pipe's own buffer
 #: (NNG's per-pipe send queue, wire-protocols.md §1.4 "PAIR v1").
@@ -135,7 +135,7 @@ class Pair1Protocol(Protocol):
     peer_id = 0x11
     self_name = "pair1"
     peer_name = "pair1"
-    option_specs = _OPTIONS
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = _OPTIONS
 
     def __init__(self, host: ProtocolHost, raw: bool) -> None:
         super().__init__(host, raw)

@@ -70,7 +70,7 @@ set.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..plugin import (
     SOCKET_OPTIONS,
@@ -185,7 +185,7 @@ class Sub0Context:
     }
     #: Methods and read-only attributes the Context object exposes (it
     #: calls the methods on the socket's loop, from any thread).
-    context_methods = frozenset({"subscribe", "unsubscribe", "topics"})
+    context_methods: ClassVar[frozenset[str]] = frozenset({"subscribe", "unsubscribe", "topics"})
 
     def __init__(self, proto: Sub0Protocol, channel: Channel, prefer_new: bool) -> None:
         self._proto = proto
@@ -284,13 +284,15 @@ class Sub0Protocol(Protocol):
     peer_id = 0x20
     self_name = "sub"
     peer_name = "pub"
-    option_specs = _SUB_OPTIONS
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = _SUB_OPTIONS
     can_send_messages = False
-    default_recv_buffer = RECV_BUFFER
+    default_recv_buffer: ClassVar[int | None] = RECV_BUFFER
 
     def __init__(self, host: ProtocolHost, raw: bool) -> None:
         super().__init__(host, raw)
-        self.default = Sub0Context(self, host.channel, host.options.get("prefer_new", True))
+        self.default: Sub0Context = Sub0Context(
+            self, host.channel, host.options.get("prefer_new", True)
+        )
         #: Every open context, the default one first.
         self._contexts: list[Sub0Context] = [self.default]
 

@@ -141,9 +141,9 @@ class _ReqContext:
         self.proto = proto
         self.channel = channel
         self.resend_time: float | None = proto.host.options.get("resend_time", 60.0)
-        self.closed = False
+        self.closed: bool = False
         #: The outstanding request: its id, wire header and body.
-        self.req_id = 0
+        self.req_id: int = 0
         self.request: tuple[bytes, BytesLike] | None = None
         #: The pipe the request was last written to.
         self.pipe: Pipe | None = None
@@ -277,7 +277,7 @@ class Req0Protocol(Requester[_ReqContext]):
     peer_id = 0x31
     self_name = "req"
     peer_name = "rep"
-    option_specs = _REQ_OPTIONS
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = _REQ_OPTIONS
     first_id = 1  # the low 31 bits of a request id are never 0
     answer_name = "reply"
     id_name = "request id"
@@ -427,7 +427,7 @@ class Rep0Protocol(Responder):
     peer_id = 0x30
     self_name = "rep"
     peer_name = "req"
-    option_specs = _REP_OPTIONS
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = _REP_OPTIONS
     raw_queue = XREP_QUEUE
     request_name = "request"
     nothing_to_answer = "no request to reply to: receive one first"

@@ -176,9 +176,9 @@ class _SurveyContext:
         self.proto = proto
         self.channel = channel
         self.survey_time: float | None = proto.host.options.get("survey_time", SURVEY_TIME)
-        self.closed = False
+        self.closed: bool = False
         #: The running survey's id (0: none); its deadline is in proto.deadlines.
-        self.survey_id = 0
+        self.survey_id: int = 0
         #: Responses received and not yet asked for.
         self.held: deque[Message] = deque()
         channel.recv_error = _no_survey()
@@ -260,7 +260,7 @@ class Surveyor0Protocol(Requester[_SurveyContext]):
     peer_id = 0x63
     self_name = "surveyor"
     peer_name = "respondent"
-    option_specs = _SURVEYOR_OPTIONS
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = _SURVEYOR_OPTIONS
     first_id = 0
     answer_name = "response"
     id_name = "survey id"
@@ -338,7 +338,7 @@ class Respondent0Protocol(Responder):
     peer_id = 0x62
     self_name = "respondent"
     peer_name = "surveyor"
-    option_specs = _RESPONDENT_OPTIONS
+    option_specs: ClassVar[Mapping[str, OptionSpec]] = _RESPONDENT_OPTIONS
     raw_queue = RAW_QUEUE
     request_name = "survey"
     nothing_to_answer = "no survey to respond to: receive one first"
