@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CLOSE_POLL", "adevice", "device"]
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 #: Seconds between the watcher's checks for a closed socket (see above).
 CLOSE_POLL = 0.2

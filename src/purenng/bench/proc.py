@@ -137,7 +137,7 @@ class LineReader:
         self._proc = proc
         self._fd = proc.stdout.fileno()
         self._buf = bytearray()
-        self.eof = False
+        self.eof: bool = False
 
     def readline(self, timeout: float) -> str | None:
         """The next line without its newline; None at EOF or when ``timeout`` passes."""

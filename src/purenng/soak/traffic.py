@@ -212,7 +212,7 @@ class Recorder:
     def __init__(self, side: str, inc: int) -> None:
         self.side = side
         self.inc = inc
-        self.t0 = time.time()
+        self.t0: float = time.time()
         self.counters: list[Counter] = []
         self.gens: list[Generation] = []
         #: stream -> generation -> [first, last, count] of what this side received.
@@ -286,7 +286,7 @@ class Checker:
         self.rec = rec
         self.c = c
         self.topic = topic
-        self.reliable = c.stream in RELIABLE_STREAMS
+        self.reliable: bool = c.stream in RELIABLE_STREAMS
         self.ranges: dict[int, list[int]] = rec.ranges.setdefault(c.stream, {})
         self.missing: dict[int, dict[int, float]] = rec.missing.setdefault(c.stream, {})
 
@@ -345,12 +345,12 @@ class Pacer:
     """Sizes and send times of one sender: ``rate`` messages/s, sizes per :data:`SIZES`."""
 
     def __init__(self, rate: float, seed: int, max_size: int) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 1.0
-        self.rng = random.Random(seed)
+        self.interval: float = 1.0 / rate if rate > 0 else 1.0
+        self.rng: random.Random = random.Random(seed)
         sizes = [s for s, _ in SIZES if s <= max_size] or [0]
         self._sizes = sizes
         self._weights = [w for s, w in SIZES if s <= max_size] or [1]
-        self.next = time.monotonic()
+        self.next: float = time.monotonic()
 
     def size(self) -> int:
         return self.rng.choices(self._sizes, self._weights)[0]
@@ -438,10 +438,10 @@ class Side:
     def __init__(self, cfg: Config, side: str, inc: int) -> None:
         self.cfg = cfg
         self.side = side
-        self.rec = Recorder(side, inc)
+        self.rec: Recorder = Recorder(side, inc)
         self.sockets: dict[str, Any] = {}
-        self.tx_stop = False
-        self.closing = False
+        self.tx_stop: bool = False
+        self.closing: bool = False
         self.threads: list[threading.Thread] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.finals: list[Generation] = []

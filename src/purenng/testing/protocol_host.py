@@ -84,9 +84,9 @@ class FakeTimer:
     __slots__ = ("_callback", "cancelled", "when")
 
     def __init__(self, when: float, callback: Callable[[], Any]) -> None:
-        self.when = when
+        self.when: float = when
         self._callback = callback
-        self.cancelled = False
+        self.cancelled: bool = False
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -170,11 +170,14 @@ class FakePipe(Pipe):
         error: Why the host closed it (``reject_pipe``), or None.
     """
 
+    #: As in :class:`Pipe`; the test sets it through :meth:`set_writable`.
+    writable: bool
+
     def __init__(self, host: FakeProtocolHost, peer_id: int) -> None:
         super().__init__(peer_id, "fake")
         self.host = host
         self.written: list[bytes] = []
-        self.paused = False
+        self.paused: bool = False
         self.accepted = False
         self.error: BaseException | None = None
         self._inbound: deque[bytes | bytearray] = deque()
@@ -376,7 +379,7 @@ class FakeContext(FakeEndpoint):
         super().__init__(host, f"fake context of {host.protocol.name}", host.options["recv_buffer"])
         self.impl: Any = factory(self.channel)
         self.channel.bind(host._input(self.impl.try_send), self.impl.can_send)
-        self.closed = False
+        self.closed: bool = False
 
     def __getattr__(self, name: str) -> Any:
         impl = self.__dict__.get("impl")
@@ -443,7 +446,7 @@ class FakeProtocolHost(FakeEndpoint):
 
             protocol = get_registry().protocol(protocol)
         cls = protocol
-        self.clock = clock if clock is not None else FakeClock()
+        self.clock: FakeClock = clock if clock is not None else FakeClock()
         specs = {**SOCKET_OPTIONS, **cls.option_specs}
         opts: dict[str, Any] = {name: spec.default for name, spec in specs.items()}
         if cls.default_recv_buffer is not None:
@@ -457,7 +460,7 @@ class FakeProtocolHost(FakeEndpoint):
         self.counters: Counter[str] = Counter()
         self.pipes: dict[int, FakePipe] = {}
         self.rejected: list[tuple[FakePipe, str]] = []
-        self.closed = False
+        self.closed: bool = False
         self._depth = 0
         self._resumed: list[FakePipe] = []
         super().__init__(self, f"fake {cls.name} host", max(1, opts["recv_buffer"]))
