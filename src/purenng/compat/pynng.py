@@ -85,7 +85,7 @@ if TYPE_CHECKING:
 PYNNG_API_VERSION = "0.9.0"
 __version__ = PYNNG_API_VERSION + "+purenng"
 
-log = logging.getLogger("purenng.compat.pynng")
+log: logging.Logger = logging.getLogger("purenng.compat.pynng")
 
 __all__ = [
     "AddressInUse",
@@ -587,9 +587,11 @@ class _Option:
 
     def __init__(self, core_name: str, kind: str = "int", *, readonly: bool = False) -> None:
         self.core_name = core_name
+        self.to_core: Callable[[Any], Any]
+        self.from_core: Callable[[Any], Any]
         self.to_core, self.from_core = _KINDS[kind]
         self.readonly = readonly
-        self.attr = core_name
+        self.attr: str = core_name
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.attr = name
@@ -1204,16 +1206,16 @@ class _Endpoint:
         with _nng_errors:
             opts[name] = validate(spec, value) if spec is not None else value
 
-    reconnect_time_min = _Option("reconnect_time_min", "ms")
-    reconnect_time_max = _Option("reconnect_time_max", "ms")
-    recv_max_size = _Option("recv_max_size", "int")
-    tcp_nodelay = _Option("tcp_nodelay", "bool")
-    tcp_keepalive = _Option("tcp_keepalive", "bool")
-    tls_config = _Unavailable("TLS is configured on the socket in purenng")
-    tls_ca_file = _Unavailable("TLS is configured on the socket in purenng")
-    tls_cert_key_file = _Unavailable("TLS is configured on the socket in purenng")
-    tls_auth_mode = _Unavailable("TLS is configured on the socket in purenng")
-    tls_server_name = _Unavailable("TLS is configured on the socket in purenng")
+    reconnect_time_min: _Option = _Option("reconnect_time_min", "ms")
+    reconnect_time_max: _Option = _Option("reconnect_time_max", "ms")
+    recv_max_size: _Option = _Option("recv_max_size", "int")
+    tcp_nodelay: _Option = _Option("tcp_nodelay", "bool")
+    tcp_keepalive: _Option = _Option("tcp_keepalive", "bool")
+    tls_config: _Unavailable = _Unavailable("TLS is configured on the socket in purenng")
+    tls_ca_file: _Unavailable = _Unavailable("TLS is configured on the socket in purenng")
+    tls_cert_key_file: _Unavailable = _Unavailable("TLS is configured on the socket in purenng")
+    tls_auth_mode: _Unavailable = _Unavailable("TLS is configured on the socket in purenng")
+    tls_server_name: _Unavailable = _Unavailable("TLS is configured on the socket in purenng")
 
     @property
     def local_address(self) -> Any:
@@ -1375,24 +1377,24 @@ class Socket:
 
     _sock: CoreSocket
 
-    name = _Option("name", "str")
-    raw = _Option("raw", "bool", readonly=True)
-    protocol = _Option("protocol", "int", readonly=True)
-    protocol_name = _Option("protocol_name", "str", readonly=True)
-    peer = _Option("peer", "int", readonly=True)
-    peer_name = _Option("peer_name", "str", readonly=True)
-    recv_buffer_size = _Option("recv_buffer", "int")
-    send_buffer_size = _Option("send_buffer", "int")
-    recv_timeout = _Option("recv_timeout", "timeout")
-    send_timeout = _Option("send_timeout", "timeout")
-    ttl_max = _Option("ttl_max", "int")
-    recv_max_size = _Option("recv_max_size", "int")
-    reconnect_time_min = _Option("reconnect_time_min", "ms")
-    reconnect_time_max = _Option("reconnect_time_max", "ms")
-    tcp_nodelay = _Option("tcp_nodelay", "bool")
-    tcp_keepalive = _Option("tcp_keepalive", "bool")
-    recv_fd = _Unavailable("purenng has no notification descriptors; use arecv()")
-    send_fd = _Unavailable("purenng has no notification descriptors; use asend()")
+    name: _Option = _Option("name", "str")
+    raw: _Option = _Option("raw", "bool", readonly=True)
+    protocol: _Option = _Option("protocol", "int", readonly=True)
+    protocol_name: _Option = _Option("protocol_name", "str", readonly=True)
+    peer: _Option = _Option("peer", "int", readonly=True)
+    peer_name: _Option = _Option("peer_name", "str", readonly=True)
+    recv_buffer_size: _Option = _Option("recv_buffer", "int")
+    send_buffer_size: _Option = _Option("send_buffer", "int")
+    recv_timeout: _Option = _Option("recv_timeout", "timeout")
+    send_timeout: _Option = _Option("send_timeout", "timeout")
+    ttl_max: _Option = _Option("ttl_max", "int")
+    recv_max_size: _Option = _Option("recv_max_size", "int")
+    reconnect_time_min: _Option = _Option("reconnect_time_min", "ms")
+    reconnect_time_max: _Option = _Option("reconnect_time_max", "ms")
+    tcp_nodelay: _Option = _Option("tcp_nodelay", "bool")
+    tcp_keepalive: _Option = _Option("tcp_keepalive", "bool")
+    recv_fd: _Unavailable = _Unavailable("purenng has no notification descriptors; use arecv()")
+    send_fd: _Unavailable = _Unavailable("purenng has no notification descriptors; use asend()")
 
     def __init__(
         self,
@@ -1821,7 +1823,7 @@ class Pair1(Socket):
         if listen is not None:
             self.listen(listen)
 
-    polyamorous = _Option("polyamorous", "bool")
+    polyamorous: _Option = _Option("polyamorous", "bool")
 
 
 class Push0(Socket):
@@ -1906,7 +1908,7 @@ class Req0(Socket):
                 self.close()
                 raise
 
-    resend_time = _Option("resend_time", "timeout")
+    resend_time: _Option = _Option("resend_time", "timeout")
 
 
 class Rep0(Socket):
@@ -1929,7 +1931,7 @@ class Surveyor0(Socket):
                 self.close()
                 raise
 
-    survey_time = _Option("survey_time", "ms")
+    survey_time: _Option = _Option("survey_time", "ms")
 
 
 class Respondent0(Socket):
@@ -2108,17 +2110,19 @@ _EXCEPTION_NAMES = (
 )
 
 #: ``pynng.exceptions``.
-exceptions = _submodule("exceptions", "pynng's exception names.", _EXCEPTION_NAMES)
+exceptions: types.ModuleType = _submodule(
+    "exceptions", "pynng's exception names.", _EXCEPTION_NAMES
+)
 #: ``pynng.sockaddr``.
-sockaddr = _submodule(
+sockaddr: types.ModuleType = _submodule(
     "sockaddr",
     "pynng's address classes.",
     ("SockAddr", "InprocAddr", "IPCAddr", "InAddr", "In6Addr", "AbstractAddr"),
 )
 #: ``pynng.tls``.
-tls = _submodule("tls", "pynng's TLS configuration.", ("TLSConfig",))
+tls: types.ModuleType = _submodule("tls", "pynng's TLS configuration.", ("TLSConfig",))
 #: ``pynng.nng``: the classes, as pynng's implementation module has them.
-nng = _submodule(
+nng: types.ModuleType = _submodule(
     "nng",
     "pynng's socket classes.",
     (
