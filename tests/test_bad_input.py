@@ -21,7 +21,9 @@ import pytest
 
 import purenng
 import purenng.core.sp_stream
-from purenng.core.sp_codec import encode_handshake, frame_prefix
+from purenng.core.sp_codec import frame_prefix
+from support.raw_sp import PAIR0, PULL, PUSH, frame, recv_exactly, sp_header
+from support.waiting import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -29,31 +31,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("purenng_leak_check")
 
 WAIT = 5.0  # raw socket reads; well under the default 10 s handshake timeout
-PUSH, PULL, PAIR = 0x50, 0x51, 0x10
-HEADER_PUSH = encode_handshake(PUSH)
-HEADER_PULL = encode_handshake(PULL)
-
-
-def wait_until(pred: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.002)
-
-
-def frame(body: bytes) -> bytes:
-    return frame_prefix(len(body)) + body
-
-
-def read_exactly(s: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            pytest.fail(f"connection closed after {len(buf)} of {n} bytes")
-        buf += chunk
-    return buf
+HEADER_PUSH = sp_header(PUSH)
+HEADER_PULL = sp_header(PULL)
 
 
 def read_to_eof(s: socket.socket) -> bytes:
@@ -114,19 +93,19 @@ def test_garbage_header_closes_connection(pull: purenng.Socket, garbage: bytes) 
         s.sendall(garbage)
         data = read_to_eof(s)
     assert HEADER_PULL.startswith(data[:8])  # purenng spoke SP (if anything got through)
-    wait_until(lambda: pull.stats()["handshake_failures"] == 1, "the failure to be counted")
+    wait_for(lambda: pull.stats()["handshake_failures"] == 1, "the failure to be counted")
     assert pull.pipes == []
     assert pull.stats()["pipes_added"] == 0
     assert_pull_alive(pull)
 
 
-@pytest.mark.parametrize("proto", [PAIR, PULL, 0x30, 0xFFFF], ids=hex)
+@pytest.mark.parametrize("proto", [PAIR0, PULL, 0x30, 0xFFFF], ids=hex)
 def test_wrong_peer_protocol_closes_and_counts(pull: purenng.Socket, proto: int) -> None:
     with raw_client(port_of(pull)) as s:
-        s.sendall(encode_handshake(proto) + frame(b"should not arrive"))
-        assert read_exactly(s, 8) == HEADER_PULL
+        s.sendall(sp_header(proto) + frame(b"should not arrive"))
+        assert recv_exactly(s, 8) == HEADER_PULL
         read_to_eof(s)
-    wait_until(lambda: pull.stats()["protocol_mismatch"] == 1, "the mismatch to be counted")
+    wait_for(lambda: pull.stats()["protocol_mismatch"] == 1, "the mismatch to be counted")
     assert pull.stats()["pipes_rejected"] == 1
     with pytest.raises(purenng.TryAgain):
         pull.recv(block=False)
@@ -140,11 +119,11 @@ def test_oversize_length_closes_before_allocation(pull: purenng.Socket, length: 
     assert pull.recv_max_size == 1 << 20
     with raw_client(port_of(pull)) as s:
         s.sendall(HEADER_PUSH + frame(b"before") + frame_prefix(length) + b"\x00" * 1000)
-        assert read_exactly(s, 8) == HEADER_PULL
+        assert recv_exactly(s, 8) == HEADER_PULL
         read_to_eof(s)
     assert pull.recv() == b"before"
-    wait_until(lambda: pull.stats()["oversize"] == 1, "the oversize frame to be counted")
-    wait_until(lambda: not pull.pipes, "the pipe to close")
+    wait_for(lambda: pull.stats()["oversize"] == 1, "the oversize frame to be counted")
+    wait_for(lambda: not pull.pipes, "the pipe to close")
     assert_pull_alive(pull)
 
 
@@ -153,10 +132,10 @@ def test_oversize_against_small_limit_per_listener() -> None:
         pull.listen("tcp://127.0.0.1:0", recv_max_size=10)
         with raw_client(port_of(pull)) as s:
             s.sendall(HEADER_PUSH + frame(b"0123456789") + frame(b"0123456789X"))
-            assert read_exactly(s, 8) == HEADER_PULL
+            assert recv_exactly(s, 8) == HEADER_PULL
             read_to_eof(s)
         assert pull.recv() == b"0123456789"
-        wait_until(lambda: pull.stats()["oversize"] == 1, "the oversize frame to be counted")
+        wait_for(lambda: pull.stats()["oversize"] == 1, "the oversize frame to be counted")
         assert_pull_alive(pull)
 
 
@@ -165,10 +144,10 @@ def test_truncated_frame_then_eof(pull: purenng.Socket) -> None:
         s.sendall(HEADER_PUSH + frame(b"one") + frame(b"two") + frame(b"three"))
         s.sendall(frame_prefix(100) + b"only ten!!")
         s.shutdown(socket.SHUT_WR)
-        assert read_exactly(s, 8) == HEADER_PULL
+        assert recv_exactly(s, 8) == HEADER_PULL
         read_to_eof(s)
     assert [pull.recv() for _ in range(3)] == [b"one", b"two", b"three"]
-    wait_until(lambda: not pull.pipes, "the pipe to close")
+    wait_for(lambda: not pull.pipes, "the pipe to close")
     with pytest.raises(purenng.TryAgain):
         pull.recv(block=False)
     assert pull.stats()["pipes_removed"] == 1
@@ -186,9 +165,9 @@ def test_silent_peer_closed_after_handshake_timeout(
     with raw_client(port_of(pull)) as s:
         if sent:
             s.sendall(sent)
-        assert read_exactly(s, 8) == HEADER_PULL
+        assert recv_exactly(s, 8) == HEADER_PULL
         assert read_to_eof(s) == b""
-    wait_until(lambda: pull.stats()["handshake_failures"] == 1, "the failure to be counted")
+    wait_for(lambda: pull.stats()["handshake_failures"] == 1, "the failure to be counted")
     assert pull.pipes == []
     assert_pull_alive(pull)
 
@@ -202,7 +181,7 @@ def test_many_bad_clients_at_once(monkeypatch: pytest.MonkeyPatch, pull: purenng
             if i % 4 == 0:
                 s.sendall(b"garbage!")
             elif i % 4 == 1:
-                s.sendall(encode_handshake(PAIR))
+                s.sendall(sp_header(PAIR0))
             elif i % 4 == 2:
                 s.sendall(HEADER_PUSH + frame_prefix(2**50))
             # else: silent
@@ -213,7 +192,7 @@ def test_many_bad_clients_at_once(monkeypatch: pytest.MonkeyPatch, pull: purenng
     st = pull.stats()
     assert st["protocol_mismatch"] == 5
     assert st["oversize"] == 5
-    wait_until(lambda: pull.stats()["handshake_failures"] == 10, "all failures to be counted")
+    wait_for(lambda: pull.stats()["handshake_failures"] == 10, "all failures to be counted")
 
 
 # ---------------------------------------------------------------- we dial, raw listener
@@ -256,7 +235,7 @@ def assert_push_alive(push: purenng.Socket) -> None:
 
 
 def expect_header(conn: socket.socket, header: bytes) -> None:
-    assert read_exactly(conn, 8) == header
+    assert recv_exactly(conn, 8) == header
 
 
 def test_dial_garbage_server() -> None:
@@ -326,7 +305,7 @@ def test_dial_server_sends_oversize_after_good_messages() -> None:
             pull.dial(url, block=True, reconnect_time_min=30)
             assert pull.recv() == b"a"
             assert pull.recv() == b"b"
-            wait_until(lambda: pull.stats()["oversize"] == 1, "the oversize frame to be counted")
+            wait_for(lambda: pull.stats()["oversize"] == 1, "the oversize frame to be counted")
         assert pull.pipes == []
         for d in pull.dialers:
             d.close()
@@ -346,7 +325,7 @@ def test_dial_server_truncates_frame() -> None:
         with raw_server(script) as url:
             pull.dial(url, block=True, reconnect_time_min=30)
             assert pull.recv() == b"whole"
-        wait_until(lambda: not pull.pipes, "the pipe to close")
+        wait_for(lambda: not pull.pipes, "the pipe to close")
         with pytest.raises(purenng.TryAgain):
             pull.recv(block=False)
 
@@ -469,7 +448,7 @@ def test_empty_messages_raw_peer_both_ways() -> None:
         raw_client(port_of(pull)) as s,
     ):
         s.sendall(HEADER_PUSH + frame(b"") + frame(b"") + frame(b"end"))
-        assert read_exactly(s, 8) == HEADER_PULL
+        assert recv_exactly(s, 8) == HEADER_PULL
         assert [pull.recv() for _ in range(3)] == [b"", b"", b"end"]
 
     # purenng PUSH -> raw
@@ -479,8 +458,8 @@ def test_empty_messages_raw_peer_both_ways() -> None:
         conn.sendall(HEADER_PULL)
         expect_header(conn, HEADER_PUSH)
         for _ in range(3):
-            (n,) = struct.unpack(">Q", read_exactly(conn, 8))
-            got.append(read_exactly(conn, n) if n else b"")
+            (n,) = struct.unpack(">Q", recv_exactly(conn, 8))
+            got.append(recv_exactly(conn, n) if n else b"")
 
     with purenng.Push0(send_timeout=WAIT) as push, raw_server(script) as url:
         push.dial(url, block=True)

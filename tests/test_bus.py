@@ -12,10 +12,7 @@ on the same connection, so the sentinel must be the next thing received.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import struct
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,20 +22,13 @@ import purenng
 from purenng import Message
 from purenng.core.errors import BadOption, NotSupported
 from purenng.protocols.bus0 import RECV_BUFFER, SEND_BUFFER, Bus0Protocol
+from support.raw_sp import BUS, RawSP
+from support.waiting import await_for, wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
 LONG = 5.0  # only to stop hangs
-HANDSHAKE_BUS = bytes.fromhex("0053500000700000")
-
-
-def wait_for(pred: Callable[[], bool], what: str = "condition", timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 def bus(**kw: Any) -> purenng.Socket:
@@ -181,10 +171,7 @@ async def test_async_exchange() -> None:
         purenng.Bus0(listen="tcp://127.0.0.1:0", recv_timeout=LONG) as a,
         purenng.Bus0(dial=a.listeners[0].url, recv_timeout=LONG) as b,
     ):
-        deadline = time.monotonic() + LONG
-        while not a.pipes:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.005)
+        await await_for(lambda: a.pipes, "a pipe")
         await a.asend(b"x")
         assert await b.arecv() == b"x"
         await b.asend(b"y")
@@ -257,34 +244,18 @@ def test_raw_send_header_beyond_the_pipe_word_goes_on_the_wire() -> None:
 # ------------------------------------------------------------------ best effort, on the wire
 
 
-class SilentPeer:
-    """A BUS peer over TCP that shakes hands and then reads nothing."""
+def silent_peer(port: int) -> RawSP:
+    """A BUS peer over TCP that shakes hands and then reads nothing.
 
-    def __init__(self, port: int) -> None:
-        self.conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # A tiny receive window: the sender's buffers fill up quickly.
-        self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.conn.settimeout(LONG)
-        self.conn.connect(("127.0.0.1", port))
-        self.conn.sendall(HANDSHAKE_BUS)
-        got = b""
-        while len(got) < 8:
-            chunk = self.conn.recv(8 - len(got))
-            assert chunk
-            got += chunk
-        assert got == HANDSHAKE_BUS
-
-    def send(self, payload: bytes) -> None:
-        self.conn.sendall(struct.pack(">Q", len(payload)) + payload)
-
-    def close(self) -> None:
-        self.conn.close()
+    A tiny receive window: the sender's buffers fill up quickly.
+    """
+    return RawSP.connect(port, BUS, BUS, rcvbuf=4096)
 
 
 def test_slow_peer_drops_but_never_blocks_the_others() -> None:
     n, size = 60, 256 * 1024
     with bus(listen="tcp://127.0.0.1:0", send_buffer=2, send_timeout=LONG) as s:
-        silent = SilentPeer(port_of(s))
+        silent = silent_peer(port_of(s))
         try:
             with bus(dial=s.listeners[0].url) as fast:
                 wait_for(lambda: len(s.pipes) == 2, "two pipes")
@@ -306,7 +277,7 @@ def test_slow_peer_drops_but_never_blocks_the_others() -> None:
 
 def test_full_receive_queue_drops_new_messages() -> None:
     with bus(listen="tcp://127.0.0.1:0", recv_buffer=4) as s:
-        peer = SilentPeer(port_of(s))
+        peer = silent_peer(port_of(s))
         try:
             wait_for(lambda: bool(s.pipes), "a pipe")
             for i in range(40):

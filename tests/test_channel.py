@@ -24,6 +24,7 @@ import pytest
 
 import purenng
 from purenng.core.message import Message
+from support.waiting import await_for, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -31,23 +32,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("purenng_leak_check")
 
 WAIT = 10.0  # generous: only stops a hang
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> None:
-    """Poll ``pred`` until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.002)
-
-
-async def async_wait_until(pred: Callable[[], Any], what: str = "condition") -> None:
-    deadline = time.monotonic() + WAIT
-    while not pred():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.002)
 
 
 @contextlib.contextmanager
@@ -118,7 +102,7 @@ def test_recv_non_blocking_gets_queued_message() -> None:
         purenng.Push0(dial=pull.listeners[0].url, send_timeout=WAIT) as push,
     ):
         push.send(b"hello")
-        wait_until(lambda: pull.channel.recv_queued > 0, what="delivery")
+        wait_for(lambda: pull.channel.recv_queued > 0, what="delivery")
         assert pull.recv(block=False) == b"hello"
 
 
@@ -199,7 +183,7 @@ async def test_aclose_cancels_pending_async_ops() -> None:
     async with purenng.Pull0() as pull, purenng.Push0() as push:
         r = asyncio.ensure_future(pull.arecv())
         s = asyncio.ensure_future(push.asend(b"x"))
-        await async_wait_until(lambda: pull.channel.has_receiver and send_waiting(push))
+        await await_for(lambda: pull.channel.has_receiver and send_waiting(push))
         await pull.aclose()
         await push.aclose()
         with pytest.raises(purenng.Closed):
@@ -217,7 +201,7 @@ async def test_arecv_cancel_loses_no_message() -> None:
         purenng.Push0(dial=pull.listeners[0].url, send_timeout=WAIT) as push,
     ):
         task = asyncio.ensure_future(pull.arecv())
-        await async_wait_until(lambda: pull.channel.has_receiver, "a waiting arecv")
+        await await_for(lambda: pull.channel.has_receiver, "a waiting arecv")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -231,7 +215,7 @@ async def test_arecv_cancel_loses_no_message() -> None:
 async def test_arecv_delivered_and_cancelled_in_same_turn_keeps_message() -> None:
     async with purenng.Pull0(recv_timeout=WAIT) as pull:
         task = asyncio.ensure_future(pull.arecv())
-        await async_wait_until(lambda: pull.channel.has_receiver, "a waiting arecv")
+        await await_for(lambda: pull.channel.has_receiver, "a waiting arecv")
         # The message reaches the waiter, then the waiter is cancelled before
         # it runs again: the message must go to the next receiver.
         assert pull.channel.deliver(Message(b"raced"))
@@ -244,7 +228,7 @@ async def test_arecv_delivered_and_cancelled_in_same_turn_keeps_message() -> Non
 async def test_asend_cancel_leaves_socket_usable() -> None:
     async with purenng.Push0(send_timeout=WAIT) as push:
         task = asyncio.ensure_future(push.asend(b"cancelled"))
-        await async_wait_until(lambda: send_waiting(push), "a waiting asend")
+        await await_for(lambda: send_waiting(push), "a waiting asend")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -310,11 +294,11 @@ async def test_async_api_from_another_loop() -> None:
             assert msg.bytes == b"pong"
             # Cancelling a bridged arecv cancels it on the owning loop.
             task = asyncio.ensure_future(a.arecv())
-            await async_wait_until(lambda: a.channel.has_receiver, "a bridged arecv")
+            await await_for(lambda: a.channel.has_receiver, "a bridged arecv")
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            await async_wait_until(lambda: not a.channel.has_receiver, "the cancel to land")
+            await await_for(lambda: not a.channel.has_receiver, "the cancel to land")
             await b.asend(b"after")
             assert await a.arecv() == b"after"
         finally:
@@ -390,7 +374,7 @@ def test_ids_never_reused() -> None:
             lst = a.listen("tcp://127.0.0.1:0")
             with purenng.Pair0(recv_timeout=WAIT, send_timeout=WAIT) as b:
                 d = b.dial(lst.url, block=True)
-                wait_until(lambda: a.pipes and b.pipes, what="pipes on both sides")
+                wait_for(lambda: a.pipes and b.pipes, what="pipes on both sides")
                 b.send(b"x")
                 assert a.recv() == b"x"
                 kinds["socket"] += [a.id, b.id]
@@ -471,7 +455,7 @@ def test_add_pre_callback_that_closes_rejects_pipe() -> None:
         # The dialer's handshake completes before the refusal reaches it; it
         # then sees the connection drop and redials, to be refused again.
         with purenng.Pair0(dial=lst.url, reconnect_time_min=0.05):
-            wait_until(lambda: a.stats()["pipes_rejected"] >= 2, what="rejected pipes")
+            wait_for(lambda: a.stats()["pipes_rejected"] >= 2, what="rejected pipes")
         assert a.pipes == []
         stats = a.stats()
         assert stats["pipes_added"] == stats["pipes_removed"] == 0
@@ -518,7 +502,7 @@ def test_non_blocking_dial_connects_when_listener_appears() -> None:
             d = push.dial(url, block=False, reconnect_time_min=0.05)
             assert push.dialers == [d]
             # A few refused attempts happen while the port is held.
-            wait_until(lambda: d.last_error is not None, what="a refused attempt")
+            wait_for(lambda: d.last_error is not None, what="a refused attempt")
         with purenng.Pull0(listen=url, recv_timeout=WAIT) as pull:
             push.send(b"late listener")
             assert pull.recv() == b"late listener"
@@ -542,8 +526,8 @@ def test_dialer_redials_when_its_pipe_closes_while_being_attached(scheme: str) -
 
             push.on_pipe_event(close_first, "add_post")
             d = push.dial(url, block=False, reconnect_time_min=0.05)
-            wait_until(lambda: len(seen) >= 2, what="a second pipe after the first closed")
-            wait_until(lambda: d.pipe is not None and d.pipe.id == seen[1], what="dialer.pipe")
+            wait_for(lambda: len(seen) >= 2, what="a second pipe after the first closed")
+            wait_for(lambda: d.pipe is not None and d.pipe.id == seen[1], what="dialer.pipe")
             push.send(b"after redial")
             assert pull.recv() == b"after redial"
 
@@ -558,7 +542,7 @@ def test_reconnect_after_listener_restart() -> None:
             assert pull.recv() == b"first"
         finally:
             pull.close()
-        wait_until(lambda: not push.pipes, what="the old pipe to go")
+        wait_for(lambda: not push.pipes, what="the old pipe to go")
         with purenng.Pull0(listen=url, recv_timeout=WAIT) as pull2:
             push.send(b"second")
             assert pull2.recv() == b"second"
@@ -632,16 +616,21 @@ def test_a_burst_in_one_loop_turn_reaches_every_blocked_receiver(threads: int, b
     workers = [threading.Thread(target=receive) for _ in range(threads)]
     for w in workers:
         w.start()
-    wait_until(lambda: ch._thread_waiters == threads, what="receivers asleep")
+    wait_for(lambda: ch._thread_waiters == threads, what="receivers asleep")
+
+    delivered = threading.Event()
 
     def burst_now() -> None:
         for i in range(burst):
             ch.deliver(Message(b"%d" % i))
+        delivered.set()
 
     loop.call_soon_threadsafe(burst_now)
     for w in workers:
         w.join(WAIT)
         assert not w.is_alive(), "a blocked receiver was never woken"
+    # A woken receiver can finish while the loop is still delivering the burst.
+    assert delivered.wait(WAIT), "the burst was never delivered"
     assert sorted(got) == sorted(b"%d" % i for i in range(threads))
     # A woken receiver may leave the count a moment after it took its
     # message, so a few extra notifies are possible; one per message is not.
@@ -650,4 +639,4 @@ def test_a_burst_in_one_loop_turn_reaches_every_blocked_receiver(threads: int, b
     rest = [bytes(ch.recv(WAIT).body) for _ in range(ch.recv_queued)]
     assert rest == [b"%d" % i for i in range(threads, burst)]
     loop.call_soon_threadsafe(ch.close)
-    wait_until(lambda: ch.closed, what="channel closed")
+    wait_for(lambda: ch.closed, what="channel closed")

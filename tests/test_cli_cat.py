@@ -19,17 +19,17 @@ import io
 import itertools
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import purenng
 from purenng.cli import cat
+from support.peers import free_tcp_port
+from support.waiting import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,25 +48,10 @@ def inproc_url() -> str:
     return f"inproc://test-cli-cat-{os.getpid()}-{next(_names)}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="purenng cat")
     cat.add_arguments(parser)
     return parser.parse_args(list(argv))
-
-
-def wait_for(cond: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + T
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 class CatRun:
@@ -449,7 +434,7 @@ def test_verbose_reports_endpoints() -> None:
 
 
 def test_dial_refused_is_fatal() -> None:
-    url = f"tcp://127.0.0.1:{free_port()}"
+    url = f"tcp://127.0.0.1:{free_tcp_port()}"
     rc, out, err = run_cat("--push0", "--dial", url, "-D", "x")
     assert (rc, out, err) == (1, b"", f"Unable to dial on {url}: Connection refused\n")
 
@@ -470,7 +455,7 @@ def test_listen_address_in_use_is_fatal() -> None:
 @pytest.mark.parametrize("flag", ["--async", "--compat"])
 def test_background_dial_then_send_timeout(flag: str) -> None:
     # Nobody listens: the dial is not fatal, the send times out instead.
-    url = f"tcp://127.0.0.1:{free_port()}"
+    url = f"tcp://127.0.0.1:{free_tcp_port()}"
     rc, out, err = run_cat("--push0", "--dial", url, flag, "-D", "x", "--send-timeout", "0.1")
     assert (rc, out, err) == (1, b"", "Send error: Timed out\n")
 
@@ -772,7 +757,7 @@ def test_tls_dial_without_trust_fails(certs: dict[str, Any]) -> None:
 
 
 def test_tls_listen_with_cert_holding_key(certs: dict[str, Any]) -> None:
-    url = f"tls+tcp://127.0.0.1:{free_port()}"
+    url = f"tls+tcp://127.0.0.1:{free_tcp_port()}"
     run = CatRun("--pull0", "--listen", url, "--cert", str(certs["server_both"]), "-C", "1", "-Q")
     with purenng.Push0(tls_config=certs["dev"].client_config(), send_timeout=T) as push:
         push.dial(url, block=False, reconnect_time_min=0.01)

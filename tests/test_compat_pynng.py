@@ -16,38 +16,21 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import purenng
 import purenng.compat.pynng as pynng
+from support.peers import require_peer
+from support.waiting import wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
 #: Generous bound for every wait; only there to stop hangs.
 T = 10.0
-REQUIRE_ENV = "PURENNG_REQUIRE_PEERS"
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = T) -> None:
-    """Poll ``cond`` until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.005)
-
-
-def require_pynng() -> None:
-    if importlib.util.find_spec("pynng") is not None:
-        return
-    if os.environ.get(REQUIRE_ENV):
-        pytest.fail(f"pynng is not installed, and {REQUIRE_ENV} is set")
-    pytest.skip("pynng is not installed")
 
 
 def need_protocol(name: str) -> None:
@@ -115,7 +98,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def real_surface() -> dict[str, Any]:
-    require_pynng()
+    require_peer("pynng")
     done = subprocess.run(
         [sys.executable, "-c", _DUMP], capture_output=True, text=True, timeout=60, check=True
     )

@@ -19,7 +19,6 @@ import asyncio
 import importlib
 import signal
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,28 +26,13 @@ import pytest
 import purenng
 from purenng import Message
 from purenng.core.errors import BadState, Closed, NotSupported, Timeout, WrongThread
+from support.waiting import await_for, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 LONG = 5.0  # only to stop hangs
 TCP = "tcp://127.0.0.1:0"
-
-
-def wait_for(pred: Callable[[], object], what: str = "condition", timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
-
-async def await_for(pred: Callable[[], object], what: str = "condition") -> None:
-    deadline = time.monotonic() + LONG
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def receiving(sock: purenng.Socket) -> bool:

@@ -21,6 +21,7 @@ import pytest
 
 import purenng
 from purenng.http import Request, Server
+from support.waiting import await_for
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -58,13 +59,6 @@ def run(loop: str, scenario: Callable[[], Awaitable[None]]) -> None:
 
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(bounded())
-
-
-async def until(cond: Callable[[], object], what: str) -> None:
-    async with asyncio.timeout(T):
-        while not cond():
-            await asyncio.sleep(0.005)
-    assert cond(), what
 
 
 def service(srv: Server) -> Service:
@@ -223,10 +217,10 @@ def test_an_answer_never_read_aborts_after_send_timeout(loop: str) -> None:
 
             _, writer = await connect(srv.port)
             writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
-            await until(lambda: service(srv).connections, "the connection")
+            await await_for(lambda: service(srv).connections, "the connection")
             (conn,) = service(srv).connections
-            await until(lambda: conn.closed, "the stuck connection to be aborted")
-            await until(lambda: not service(srv).connections, "the slot to be freed")
+            await await_for(lambda: conn.closed, "the stuck connection to be aborted")
+            await await_for(lambda: not service(srv).connections, "the slot to be freed")
             writer.transport.abort()
 
     run(loop, scenario)
@@ -240,7 +234,7 @@ def test_connections_over_max_connections_get_503_at_once(loop: str) -> None:
     async def scenario() -> None:
         async with Server("127.0.0.1", 0, max_connections=3) as srv:
             idle = [await connect(srv.port) for _ in range(3)]
-            await until(lambda: len(service(srv).connections) == 3, "three connections")
+            await await_for(lambda: len(service(srv).connections) == 3, "three connections")
             extra = [await connect(srv.port) for _ in range(20)]
             for reader, _ in extra:
                 data = await read_all(reader)
@@ -254,7 +248,7 @@ def test_connections_over_max_connections_get_503_at_once(loop: str) -> None:
                         await d.adial(lst.url, block=True)
                 # One leaves: a slot is free again.
                 idle.pop()[1].close()
-                await until(lambda: len(service(srv).connections) == 2, "a free slot")
+                await await_for(lambda: len(service(srv).connections) == 2, "a free slot")
                 async with purenng.Pair0(recv_timeout=T) as d:
                     await d.adial(lst.url, block=True)
                     await d.asend(b"in")
@@ -295,7 +289,7 @@ def test_a_header_without_end_is_cut_at_max_header_size(loop: str) -> None:
             # connection, which may discard it here (test_http checks the 431).
             assert data == b"" or data.startswith(b"HTTP/1.1 431 "), data[:100]
             assert sent < 8 << 20
-            await until(lambda: not service(srv).connections, "the connection to go")
+            await await_for(lambda: not service(srv).connections, "the connection to go")
             writer.transport.abort()
 
     run(loop, scenario)

@@ -7,7 +7,7 @@ import itertools
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +16,7 @@ from purenng.core.errors import AddressInUse, Closed, ConnectionRefused, Protoco
 from purenng.core.message import Message
 from purenng.core.pipe import PipeEvent
 from purenng.transports import inproc
+from support.waiting import await_for, wait_for
 
 if TYPE_CHECKING:
     from purenng.core.pipe import Pipe
@@ -32,24 +33,6 @@ def name(request: pytest.FixtureRequest) -> str:
 
 def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-def _wait_for(cond: Any, timeout: float = 5.0) -> None:
-    """Poll ``cond()`` from a thread until it is true (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
-
-
-async def _await_for(cond: Any, timeout: float = 5.0) -> None:
-    """Poll ``cond()`` on the loop until it is true (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 async def _turns(n: int) -> None:
@@ -211,10 +194,10 @@ async def test_close_notifies_each_side_once_on_its_own_loop(name: str) -> None:
     try:
         await here.alisten(name, reconnect_time_min=5)
         await asyncio.to_thread(there.dial, name, block=True, reconnect_time_min=5)
-        await _await_for(lambda: len(here.pipes) == 1)
+        await await_for(lambda: len(here.pipes) == 1)
         (pipe,) = here.pipes
         pipe.close()
-        await _await_for(lambda: not there.pipes)
+        await await_for(lambda: not there.pipes)
         removed = [(who, tid) for who, e, tid in events if e is PipeEvent.REMOVE_POST]
         assert sorted(w for w, _ in removed) == ["here", "there"]
         tids = dict(removed)
@@ -289,7 +272,7 @@ async def test_back_pressure_across_loops(name: str) -> None:
                 push.send(b"%d" % i)
 
         sender = asyncio.get_running_loop().run_in_executor(None, send_all)
-        await _await_for(lambda: bool(push.pipes) and not push.pipes[0].writable)
+        await await_for(lambda: bool(push.pipes) and not push.pipes[0].writable)
         assert [await pull.arecv() for _ in range(n)] == [b"%d" % i for i in range(n)]
         await sender
     finally:
@@ -303,7 +286,7 @@ async def test_pause_keeps_messages_and_resume_delivers_them(name: str) -> None:
         purenng.Pair0(listen=name, recv_timeout=5) as a,
         purenng.Pair0(dial=name, recv_timeout=5) as b,
     ):
-        await _await_for(lambda: len(a.pipes) == 1)
+        await await_for(lambda: len(a.pipes) == 1)
         (pa,) = a.pipes
         (pb,) = b.pipes
         assert isinstance(pa, inproc.InprocPipe)
@@ -322,7 +305,7 @@ async def test_write_does_not_deliver_synchronously(name: str) -> None:
         purenng.Pair0(listen=name, recv_timeout=5) as a,
         purenng.Pair0(dial=name, recv_timeout=5) as b,
     ):
-        await _await_for(lambda: len(a.pipes) == 1)
+        await await_for(lambda: len(a.pipes) == 1)
         (pb,) = b.pipes
         pb.write(b"", b"x")
         pb.write(b"", b"y")
@@ -336,7 +319,7 @@ async def test_writable_follows_the_water_marks(name: str, monkeypatch: pytest.M
         purenng.Pair0(listen=name, recv_timeout=5) as a,
         purenng.Pair0(dial=name, recv_timeout=5) as b,
     ):
-        await _await_for(lambda: len(a.pipes) == 1)
+        await await_for(lambda: len(a.pipes) == 1)
         (pa,) = a.pipes
         (pb,) = b.pipes
         woken: list[Pipe] = []
@@ -355,7 +338,7 @@ async def test_writable_follows_the_water_marks(name: str, monkeypatch: pytest.M
         assert not pb.writable
         a.recv_buffer = 8192
         pa.resume_reading()
-        await _await_for(lambda: bool(woken))
+        await await_for(lambda: bool(woken))
         assert woken == [pb]
         assert pb.writable
 
@@ -410,7 +393,7 @@ def test_close_while_peer_blocked_in_recv(name: str) -> None:
     b = purenng.Pair0(recv_timeout=10)
     try:
         b.dial(name, block=True)
-        _wait_for(lambda: len(a.pipes) == 1 and len(b.pipes) == 1)
+        wait_for(lambda: len(a.pipes) == 1 and len(b.pipes) == 1)
         removed = threading.Event()
         b.on_pipe_event(lambda p, e: removed.set(), PipeEvent.REMOVE_POST)
         results: dict[str, BaseException | bytes] = {}
@@ -425,7 +408,7 @@ def test_close_while_peer_blocked_in_recv(name: str) -> None:
         tb = threading.Thread(target=blocked_recv, args=("b", b))
         ta.start()
         tb.start()
-        _wait_for(lambda: a.channel._thread_waiters == 1 and b.channel._thread_waiters == 1)
+        wait_for(lambda: a.channel._thread_waiters == 1 and b.channel._thread_waiters == 1)
         a.close()
         ta.join(5)
         assert isinstance(results["a"], Closed)
@@ -433,7 +416,7 @@ def test_close_while_peer_blocked_in_recv(name: str) -> None:
         assert not b.pipes
         # b's recv is still waiting (its socket is open): feed it through a new peer.
         with purenng.Pair0(listen=name) as c:
-            _wait_for(lambda: len(b.pipes) == 1)
+            wait_for(lambda: len(b.pipes) == 1)
             c.send(b"after")
             tb.join(5)
         assert results["b"] == b"after"
@@ -447,7 +430,7 @@ async def test_messages_queued_to_a_closed_side_are_dropped(name: str) -> None:
         purenng.Pair0(listen=name, recv_timeout=5) as a,
         purenng.Pair0(dial=name, recv_timeout=5) as b,
     ):
-        await _await_for(lambda: len(a.pipes) == 1)
+        await await_for(lambda: len(a.pipes) == 1)
         (pa,) = a.pipes
         (pb,) = b.pipes
         assert isinstance(pa, inproc.InprocPipe)
@@ -456,7 +439,7 @@ async def test_messages_queued_to_a_closed_side_are_dropped(name: str) -> None:
         pa.close()
         assert pa.queued == 0
         assert pa.closed
-        await _await_for(lambda: pb.closed)
+        await await_for(lambda: pb.closed)
         pb.write(b"", b"ignored")  # writing to a closed pipe is a no-op
         assert not a.pipes
         assert not b.pipes
@@ -480,7 +463,7 @@ async def test_ten_thousand_sockets_use_no_file_descriptors(name: str) -> None:
             push = purenng.Push0(send_timeout=5)
             pushes.append(push)
             await push.adial(f"{name}-{i}", block=True)
-        await _await_for(lambda: all(p.pipes for p in pulls), timeout=20)
+        await await_for(lambda: all(p.pipes for p in pulls), timeout=20)
         assert _fd_count() - fds_before <= 4
         for i in range(0, pairs, 499):
             await pushes[i].asend(b"%d" % i)

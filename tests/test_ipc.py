@@ -12,7 +12,6 @@ import socket
 import stat
 import struct
 import sys
-import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -27,9 +26,10 @@ from purenng.core.errors import (
     NotSupported,
 )
 from purenng.transports.ipc import MAX_PATH_BYTES, PeerCredentials
+from support.raw_sp import PAIR0, PULL, PUSH, RawSP
+from support.waiting import wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs AF_UNIX")
@@ -37,9 +37,6 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Li
 
 #: Generous limit that only stops hangs.
 T = 5.0
-SP_HEADER_PUSH = bytes.fromhex("0053500000500000")
-SP_HEADER_PULL = bytes.fromhex("0053500000510000")
-SP_HEADER_PAIR0 = bytes.fromhex("0053500000100000")
 
 
 def _url(tmp_path: Path, name: str = "s.sock", scheme: str = "ipc") -> str:
@@ -48,14 +45,6 @@ def _url(tmp_path: Path, name: str = "s.sock", scheme: str = "ipc") -> str:
 
 def _abstract_name() -> str:
     return f"purenng-test-{uuid.uuid4().hex}"
-
-
-def _wait_for(cond: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + T
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 def _me() -> PeerCredentials:
@@ -148,7 +137,7 @@ def test_relative_path_is_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.Mo
         assert stat.S_ISSOCK(os.stat(tmp_path / "rel.sock").st_mode)
         assert a.listeners[0].url == "ipc://rel.sock"
         with purenng.Pair0(dial="ipc://rel.sock", recv_timeout=T) as b:
-            _wait_for(lambda: len(b.pipes) == 1, "the dialer's pipe")
+            wait_for(lambda: len(b.pipes) == 1, "the dialer's pipe")
             b.send(b"x")
             assert a.recv() == b"x"
     assert not (tmp_path / "rel.sock").exists()
@@ -163,14 +152,9 @@ def _abstract_roundtrip_blocking(name: str, url: str) -> None:
         b.send(b"abstract")
         assert a.recv() == b"abstract"
         # The kernel address carries the decoded NUL: a plain socket finds it.
-        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        raw.settimeout(T)
-        try:
-            raw.connect(b"\0" + name.encode())
-            raw.sendall(SP_HEADER_PAIR0)
-            assert _recv_exactly(raw, 8) == SP_HEADER_PAIR0
-        finally:
-            raw.close()
+        with RawSP(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), ipc=True) as raw:
+            raw.sock.connect(b"\0" + name.encode())
+            raw.handshake(PAIR0, PAIR0)
 
 
 @linux_only
@@ -370,9 +354,7 @@ def test_buffer_size_applies_to_both_ends(tmp_path: Path, explicit: bool) -> Non
         purenng.Pair0(listen=_url(tmp_path, "plain.sock"), ipc_buffer_size=None) as c,
         purenng.Pair0(dial=_url(tmp_path, "plain.sock"), ipc_buffer_size=None) as d,
     ):
-        _wait_for(
-            lambda: len(a.pipes) == len(b.pipes) == len(c.pipes) == len(d.pipes) == 1, "pipes"
-        )
+        wait_for(lambda: len(a.pipes) == len(b.pipes) == len(c.pipes) == len(d.pipes) == 1, "pipes")
         system_default = _sndbuf_of_pipes(c) + _sndbuf_of_pipes(d)
         ours = _sndbuf_of_pipes(a) + _sndbuf_of_pipes(b)
         # Linux reports twice what was asked for (room for its bookkeeping).
@@ -486,54 +468,19 @@ async def test_dial_refused_async(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- raw bytes
 
 
-def _recv_exactly(s: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise AssertionError(f"EOF after {len(data)} of {n} bytes")
-        data += chunk
-    return data
-
-
-def _sees_close(s: socket.socket) -> bool:
-    """True once the peer has closed: EOF or a reset (timeout: raises)."""
-    try:
-        while s.recv(4096):
-            pass
-    except ConnectionResetError:
-        pass
-    return True
-
-
-def _raw_push(path: Path) -> socket.socket:
-    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    raw.settimeout(T)
-    raw.connect(str(path))
-    raw.sendall(SP_HEADER_PUSH)
-    assert _recv_exactly(raw, 8) == SP_HEADER_PULL
-    return raw
-
-
 def test_raw_bytes_framing_and_bad_type(tmp_path: Path) -> None:
-    path = tmp_path / "s.sock"
-    with purenng.Pull0(listen=_url(tmp_path), recv_timeout=T) as pull:
-        raw = _raw_push(path)
-        try:
+    url = _url(tmp_path)
+    with purenng.Pull0(listen=url, recv_timeout=T) as pull:
+        with RawSP.connect(url, PUSH, PULL) as raw:
             payload = b"raw ipc payload"
-            raw.sendall(b"\x01" + struct.pack(">Q", len(payload)) + payload)
+            raw.sock.sendall(b"\x01" + struct.pack(">Q", len(payload)) + payload)
             assert pull.recv() == payload
-            _wait_for(lambda: len(pull.pipes) == 1, "the raw pipe")
+            wait_for(lambda: len(pull.pipes) == 1, "the raw pipe")
             # Type byte 0 is not a valid ipc message: the pipe is closed.
-            raw.sendall(b"\x00" + struct.pack(">Q", 3) + b"bad")
-            assert _sees_close(raw)
-            _wait_for(lambda: not pull.pipes, "the bad pipe to go")
-        finally:
-            raw.close()
+            raw.sock.sendall(b"\x00" + struct.pack(">Q", 3) + b"bad")
+            assert raw.closed_by_peer()
+            wait_for(lambda: not pull.pipes, "the bad pipe to go")
         # The socket and its listener keep working for a new connection.
-        raw = _raw_push(path)
-        try:
-            raw.sendall(b"\x01" + struct.pack(">Q", 5) + b"again")
+        with RawSP.connect(url, PUSH, PULL) as raw:
+            raw.send(b"again")
             assert pull.recv() == b"again"
-        finally:
-            raw.close()

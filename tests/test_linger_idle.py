@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import purenng
+from support.waiting import await_for, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -173,13 +174,13 @@ async def test_aclose_on_the_loop_lingers_and_close_there_does_not_wait(
 ) -> None:
     async with _pull(purenng_ipc_url):
         push = purenng.Push0(dial=purenng_ipc_url, linger=0.2, ipc_buffer_size=4096)
-        await asyncio.wait_for(_until(lambda: bool(push.pipes)), WAIT)
+        await await_for(lambda: push.pipes, "a pipe")
         await _afill(push)
         started = time.monotonic()
         await push.aclose()
         assert time.monotonic() - started >= 0.2 - CLOCK_SLACK
         other = purenng.Push0(dial=purenng_ipc_url, linger=30.0, ipc_buffer_size=4096)
-        await asyncio.wait_for(_until(lambda: bool(other.pipes)), WAIT)
+        await await_for(lambda: other.pipes, "a pipe")
         await _afill(other)
         other.close()  # on the owning loop: cannot wait, closes at once
         assert other.closed
@@ -202,7 +203,7 @@ def test_idle_pipe_is_closed_and_counted(transport: str) -> None:
         removed: list[purenng.Pipe] = []
         a.on_pipe_event(lambda p, e: removed.append(p), purenng.PipeEvent.REMOVE_POST)
         with purenng.Pair0(dial=a.listeners[0].url) as b:
-            _wait(lambda: len(removed) >= 1, "the idle pipe to close")
+            wait_for(lambda: len(removed) >= 1, "the idle pipe to close")
             assert a.stats()["idle_timeouts"] >= 1
             err = getattr(removed[0], "error", None)
             assert err is None or isinstance(err, purenng.Timeout)
@@ -214,7 +215,7 @@ def test_traffic_keeps_a_watched_pipe_open() -> None:
         purenng.Pull0(listen="tcp://127.0.0.1:0", recv_idle_timeout=0.3) as pull,
         purenng.Push0(dial=pull.listeners[0].url) as push,
     ):
-        _wait(lambda: bool(pull.pipes), "a pipe")
+        wait_for(lambda: bool(pull.pipes), "a pipe")
         first = pull.pipes[0].id
         for i in range(20):  # one message every 50 ms for a second
             push.send(b"%d" % i)
@@ -227,7 +228,7 @@ def test_idle_timeout_per_endpoint_overrides_the_socket() -> None:
     with purenng.Pair0(recv_idle_timeout=None) as a:
         lst = a.listen("tcp://127.0.0.1:0", recv_idle_timeout=0.1)
         with purenng.Pair0(dial=lst.url):
-            _wait(lambda: a.stats()["idle_timeouts"] >= 1, "the endpoint's idle limit")
+            wait_for(lambda: a.stats()["idle_timeouts"] >= 1, "the endpoint's idle limit")
 
 
 # ---------------------------------------------------------------- helpers
@@ -243,7 +244,7 @@ def _pull(url: str, **options: object) -> purenng.Socket:
 
 
 def _fill(push: purenng.Socket) -> None:
-    _wait(lambda: bool(push.pipes), "a pipe")
+    wait_for(lambda: bool(push.pipes), "a pipe")
     body = bytes(BODY)
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
@@ -263,16 +264,3 @@ async def _afill(push: purenng.Socket) -> None:
             return
         await asyncio.sleep(0)
     pytest.fail("the pipe never filled")
-
-
-def _wait(pred: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not pred():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
-
-async def _until(pred: object) -> None:
-    while not pred():  # type: ignore[operator]
-        await asyncio.sleep(0.005)

@@ -30,31 +30,19 @@ import purenng
 from purenng.core.errors import BadOption, Timeout
 from purenng.core.sp_stream import FLUSH_AT, WRITE_HIGH, SPStreamPipe
 from purenng.testing.certs import DevCerts, make_dev_certs
+from support.raw_sp import BUS, PUB, PULL, PUSH, REP, REQ, SUB, sp_header
+from support.waiting import await_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
 #: Only stops hangs.
 T = 10.0
 
-PUSH, PULL, PUB, SUB, REQ, REP, BUS = 0x50, 0x51, 0x20, 0x21, 0x30, 0x31, 0x70
-
-
-def header(proto: int) -> bytes:
-    return b"\x00SP\x00" + struct.pack(">H", proto) + b"\x00\x00"
-
 
 @pytest.fixture(scope="module")
 def certs() -> DevCerts:
     return make_dev_certs()
-
-
-async def until(cond: Callable[[], object], what: str) -> None:
-    async with asyncio.timeout(T):
-        while not cond():
-            await asyncio.sleep(0.005)
-    assert cond(), what
 
 
 class Raw:
@@ -121,7 +109,7 @@ async def test_max_pipes_refuses_a_raw_flood_and_frees_slots(tmp_path: Path, sch
             # ones are closed before any byte.
             first = await asyncio.gather(*(c.read_exactly(8) for c in clients))
             held = [c for c, got in zip(clients, first, strict=True) if got]
-            assert all(got in (b"", header(PULL)) for got in first)
+            assert all(got in (b"", sp_header(PULL)) for got in first)
             assert len(held) == limit
             assert lst.pipes_refused == flood - limit
             assert pull.stats()["pipes_rejected"] == flood - limit
@@ -129,8 +117,8 @@ async def test_max_pipes_refuses_a_raw_flood_and_frees_slots(tmp_path: Path, sch
 
             # Two finish the handshake and are attached: still counted.
             for c in held[:2]:
-                await c.send(header(PUSH))
-            await until(lambda: len(pull.pipes) == 2, "two attached pipes")
+                await c.send(sp_header(PUSH))
+            await await_for(lambda: len(pull.pipes) == 2, "two attached pipes")
             assert lst.pipe_count == limit
             extra = await Raw.connect(lst.url)
             assert await extra.read(8) == b""
@@ -141,7 +129,7 @@ async def test_max_pipes_refuses_a_raw_flood_and_frees_slots(tmp_path: Path, sch
             # attached pipe, are both usable again by a real dialer.
             held[3].close()
             held[0].close()
-            await until(lambda: lst.pipe_count == limit - 2, "two slots freed")
+            await await_for(lambda: lst.pipe_count == limit - 2, "two slots freed")
             async with purenng.Push0() as a, purenng.Push0() as b:
                 await a.adial(lst.url, block=True)
                 await b.adial(lst.url, block=True)
@@ -149,11 +137,11 @@ async def test_max_pipes_refuses_a_raw_flood_and_frees_slots(tmp_path: Path, sch
                 await a.asend(b"a")
                 await b.asend(b"b")
                 assert {await pull.arecv(), await pull.arecv()} == {b"a", b"b"}
-            await until(lambda: lst.pipe_count == limit - 2, "dialers' slots freed")
+            await await_for(lambda: lst.pipe_count == limit - 2, "dialers' slots freed")
         finally:
             for c in clients:
                 c.close()
-        await until(lambda: lst.pipe_count == 0, "every slot back")
+        await await_for(lambda: lst.pipe_count == 0, "every slot back")
 
 
 async def test_max_pipes_counts_tls_handshakes(certs: DevCerts) -> None:
@@ -168,13 +156,13 @@ async def test_max_pipes_counts_tls_handshakes(certs: DevCerts) -> None:
         )
         clients = [await Raw.connect(lst.url) for _ in range(flood)]
         try:
-            await until(lambda: lst.pipes_refused == flood - limit, "refusals")
+            await await_for(lambda: lst.pipes_refused == flood - limit, "refusals")
             assert lst.pipe_count == limit
             # The first ones in hold the slots; the others see EOF without a byte.
             for c in clients[limit:]:
                 assert await c.read(1) == b""
             clients[0].close()
-            await until(lambda: lst.pipe_count == limit - 1, "the slot is freed")
+            await await_for(lambda: lst.pipe_count == limit - 1, "the slot is freed")
             async with purenng.Push0(tls_config=certs.client_config()) as push:
                 await push.adial(lst.url, block=True)
                 await push.asend(b"in")
@@ -183,7 +171,7 @@ async def test_max_pipes_counts_tls_handshakes(certs: DevCerts) -> None:
         finally:
             for c in clients:
                 c.close()
-        await until(lambda: lst.pipe_count == 0, "every slot back")
+        await await_for(lambda: lst.pipe_count == 0, "every slot back")
 
 
 async def test_max_pipes_on_ws_message_pipes() -> None:
@@ -197,7 +185,7 @@ async def test_max_pipes_on_ws_message_pipes() -> None:
             await a.adial(lst.url, block=True)
             await b.adial(lst.url, block=True)
             await c.adial(lst.url, block=False)
-            await until(lambda: lst.pipes_refused >= 2, "c refused (and redialing)")
+            await await_for(lambda: lst.pipes_refused >= 2, "c refused (and redialing)")
             assert len(pull.pipes) == 2
             assert lst.pipe_count == 2
             await a.aclose()
@@ -206,7 +194,7 @@ async def test_max_pipes_on_ws_message_pipes() -> None:
                 ours = {cp.local_address for cp in c.pipes}
                 return any(p.remote_address in ours for p in pull.pipes)
 
-            await until(c_is_in, "c takes the freed slot")
+            await await_for(c_is_in, "c takes the freed slot")
             await c.asend(b"c")
             assert await pull.arecv() == b"c"
             assert len(pull.pipes) == 2
@@ -224,9 +212,9 @@ async def test_sp_handshake_timeout_holds_against_a_dripping_peer() -> None:
         lst = await pull.alisten("tcp://127.0.0.1:0", sp_handshake_timeout=timeout)
         c = await Raw.connect(lst.url)
         try:
-            assert await c.read_exactly(8) == header(PULL)
+            assert await c.read_exactly(8) == sp_header(PULL)
             sent = 0
-            for byte in header(PUSH):
+            for byte in sp_header(PUSH):
                 try:
                     await c.send(bytes([byte]))
                 except ConnectionError:
@@ -243,7 +231,7 @@ async def test_sp_handshake_timeout_holds_against_a_dripping_peer() -> None:
             assert sent < 8, "the listener waited for the whole dripped header"
         finally:
             c.close()
-        await until(lambda: pull.stats()["handshake_failures"] == 1, "counted")
+        await await_for(lambda: pull.stats()["handshake_failures"] == 1, "counted")
         assert not pull.pipes
 
 
@@ -304,9 +292,9 @@ async def test_broadcast_to_a_peer_that_never_reads_is_bounded(
         lst = await server.alisten("tcp://127.0.0.1:0")
         c = await Raw.connect(lst.url, rcvbuf=64 * 1024)
         try:
-            await c.send(header(peer_id))
-            assert await c.read_exactly(8) == header(self_id)
-            await until(lambda: len(server.pipes) == 1, "attached")
+            await c.send(sp_header(peer_id))
+            assert await c.read_exactly(8) == sp_header(self_id)
+            await await_for(lambda: len(server.pipes) == 1, "attached")
             pipe = _server_pipe(server)
             body = b"x" * SIZE
             most = 0
@@ -319,7 +307,7 @@ async def test_broadcast_to_a_peer_that_never_reads_is_bounded(
             assert most <= BOUND, f"{most} bytes buffered for one pipe"
         finally:
             c.close()
-        await until(lambda: not server.pipes, "closed")
+        await await_for(lambda: not server.pipes, "closed")
         assert pipe.pending_bytes() == 0
 
 
@@ -342,9 +330,9 @@ async def test_rep_stops_reading_a_requester_that_never_reads() -> None:
         )
         sender: asyncio.Task[None] | None = None
         try:
-            await c.send(header(REQ))
-            assert await c.read_exactly(8) == header(REP)
-            await until(lambda: len(rep.pipes) == 1, "attached")
+            await c.send(sp_header(REQ))
+            assert await c.read_exactly(8) == sp_header(REP)
+            await await_for(lambda: len(rep.pipes) == 1, "attached")
             pipe = _server_pipe(rep)
             sender = asyncio.create_task(c.loop.sock_sendall(c.sock, frames))
             most, last, still = 0, -1, 0
@@ -374,7 +362,7 @@ async def test_pending_bytes_counts_coalesced_frames() -> None:
     async with purenng.Pair0() as a, purenng.Pair0() as b:
         lst = await a.alisten("tcp://127.0.0.1:0")
         await b.adial(lst.url, block=True)
-        await until(lambda: len(a.pipes) == 1, "attached")
+        await await_for(lambda: len(a.pipes) == 1, "attached")
         (pipe,) = a.pipes
         assert isinstance(pipe, SPStreamPipe)
         pipe.write(b"", b"first")  # written at once
@@ -383,6 +371,6 @@ async def test_pending_bytes_counts_coalesced_frames() -> None:
         await asyncio.sleep(0.05)
         assert await b.arecv() == b"first"
         assert await b.arecv() == b"second"
-        await until(lambda: pipe.pending_bytes() == 0, "all written")
+        await await_for(lambda: pipe.pending_bytes() == 0, "all written")
         pipe.close()
         assert pipe.pending_bytes() == 0

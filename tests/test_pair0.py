@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,19 +11,12 @@ import purenng
 from purenng import Message
 from purenng.core.errors import Timeout, TryAgain
 from purenng.protocols.pair0 import Pair0Protocol
+from support.waiting import wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
 LONG = 5.0  # only to stop hangs
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
 
 
 @pytest.fixture

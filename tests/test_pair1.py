@@ -9,11 +9,7 @@ NNG lives in tests/interop/.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import struct
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,11 +19,12 @@ from purenng import Message
 from purenng.core.errors import BadOption, BadState, ProtocolError, Timeout, TryAgain
 from purenng.protocols.pair1 import Pair1Protocol
 from purenng.testing import FakeProtocolHost
+from support.raw_sp import PAIR1, RawSP, RawSPListener
+from support.waiting import await_for, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-HANDSHAKE_PAIR1 = bytes.fromhex("0053500000110000")
 LONG = 5.0  # only to stop hangs
 
 
@@ -35,75 +32,10 @@ def hop(n: int) -> bytes:
     return bytes((0, 0, 0, n))
 
 
-def wait_for(pred: Callable[[], bool], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
-
-
-async def await_for(pred: Callable[[], bool], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
-
-
 def port_of(sock: purenng.Socket) -> int:
     port = sock.listeners[0].port
     assert port is not None
     return port
-
-
-class RawSP:
-    """A hand-made SP-over-TCP peer: full control of every byte."""
-
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        conn.settimeout(LONG)
-
-    @classmethod
-    def connect(cls, port: int) -> RawSP:
-        peer = cls(socket.create_connection(("127.0.0.1", port), timeout=LONG))
-        peer.conn.sendall(HANDSHAKE_PAIR1)
-        assert peer.recv_exact(8) == HANDSHAKE_PAIR1
-        return peer
-
-    def recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.conn.recv(n - len(buf))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        return bytes(buf)
-
-    @staticmethod
-    def frame(payload: bytes) -> bytes:
-        return struct.pack(">Q", len(payload)) + payload
-
-    def send(self, *payloads: bytes) -> None:
-        self.conn.sendall(b"".join(self.frame(p) for p in payloads))
-
-    def recv(self) -> bytes:
-        (n,) = struct.unpack(">Q", self.recv_exact(8))
-        return self.recv_exact(n)
-
-    def closed_by_peer(self) -> bool:
-        """Wait (bounded) for the other side to close the connection."""
-        try:
-            while True:
-                if not self.conn.recv(4096):
-                    return True
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 @pytest.fixture
@@ -113,38 +45,8 @@ def raw_server() -> Iterator[tuple[int, Callable[[], RawSP]]]:
     purenng's dial waits for the handshake, so it must be answered while the
     dialing socket is still being made; the callable returns that peer.
     """
-    lsock = socket.create_server(("127.0.0.1", 0))
-    lsock.settimeout(LONG)
-    peers: list[RawSP] = []
-    errors: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            conn, _ = lsock.accept()
-            peer = RawSP(conn)
-            peers.append(peer)
-            conn.sendall(HANDSHAKE_PAIR1)
-            assert peer.recv_exact(8) == HANDSHAKE_PAIR1
-        except BaseException as exc:  # reported by accept()
-            errors.append(exc)
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-
-    def accept() -> RawSP:
-        t.join(LONG)
-        if errors:
-            raise errors[0]
-        assert peers, "nobody connected"
-        return peers[0]
-
-    try:
-        yield lsock.getsockname()[1], accept
-    finally:
-        t.join(LONG)
-        for p in peers:
-            p.close()
-        lsock.close()
+    with RawSPListener(PAIR1, PAIR1) as lst:
+        yield lst.port, lst.accept_in_thread()
 
 
 @pytest.fixture
@@ -257,7 +159,7 @@ def test_wire_raw_send_increments_hop(raw_server: tuple[int, Callable[[], RawSP]
 
 def test_receive_hop_zero_is_accepted(mono: purenng.Socket) -> None:
     """mangos sends hop count 0; NNG accepts it, and so do we (§4 item 2)."""
-    peer = RawSP.connect(port_of(mono))
+    peer = RawSP.connect(port_of(mono), PAIR1, PAIR1)
     try:
         peer.send(hop(0) + b"from mangos", hop(5) + b"five", hop(0))
         msg = mono.recv_msg()
@@ -355,7 +257,7 @@ def test_ttl_forwarded_through_raw_devices(mono: purenng.Socket) -> None:
     ids=["empty", "short", "word-0x100", "reserved-high", "reserved-mid"],
 )
 def test_malformed_message_closes_pipe(mono: purenng.Socket, bad: bytes) -> None:
-    peer = RawSP.connect(port_of(mono))
+    peer = RawSP.connect(port_of(mono), PAIR1, PAIR1)
     try:
         # The valid message behind the bad one, in the same write, must not arrive.
         peer.send(hop(1) + b"fine", bad, hop(1) + b"after")
@@ -615,7 +517,7 @@ def test_poly_ttl_and_malformed_affect_only_their_pipe(poly: purenng.Socket) -> 
     url = poly.listeners[0].url
     with _dial(url) as good:
         wait_for(lambda: len(poly.pipes) == 1)
-        peer = RawSP.connect(port_of(poly))
+        peer = RawSP.connect(port_of(poly), PAIR1, PAIR1)
         try:
             peer.send(hop(9) + b"too far", hop(0) + b"zero")
             m = poly.recv_msg()

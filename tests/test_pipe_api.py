@@ -8,13 +8,7 @@ import time
 import pytest
 
 import purenng
-
-
-def _wait(cond: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
+from support.waiting import wait_for
 
 
 def test_pipe_send_reaches_exactly_that_peer_on_polyamorous_pair1() -> None:
@@ -27,7 +21,7 @@ def test_pipe_send_reaches_exactly_that_peer_on_polyamorous_pair1() -> None:
             b.send(b"from b")
             got = {hub.recv_msg().bytes: None for _ in range(2)}
             assert set(got) == {b"from a", b"from b"}
-            _wait(lambda: len(hub.pipes) == 2)
+            wait_for(lambda: len(hub.pipes) == 2)
             pipe_of_a = next(p for p in hub.pipes if p.remote_address == a.pipes[0].local_address)
             pipe_of_a.send(b"only for a")
             assert a.recv() == b"only for a"

@@ -6,34 +6,15 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import pytest
 
 import purenng
 from purenng.core.errors import NotSupported, Timeout, TryAgain
 from purenng.protocols.pipeline0 import Pull0Protocol, Push0Protocol
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from support.waiting import await_for, wait_for
 
 LONG = 5.0  # only to stop hangs
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
-
-
-async def await_for(pred: Callable[[], bool], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 def test_identity() -> None:

@@ -22,9 +22,11 @@ from purenng.protocols.pubsub0 import (
     Sub0Protocol,
 )
 from purenng.testing import FakeProtocolHost
+from support.raw_sp import PUB, SUB, RawSP, recv_exactly, sp_header
+from support.waiting import await_for, wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from purenng.core.message import BytesLike
 
@@ -37,20 +39,10 @@ def inproc_url() -> str:
     return f"inproc://test-pubsub-{next(_names)}"
 
 
-def wait_for(pred: Callable[[], object], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.002)
-
-
-async def await_for(pred: Callable[[], object], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.002)
+def port_of(sock: purenng.Socket) -> int:
+    port = sock.listeners[0].port
+    assert port is not None
+    return port
 
 
 def recv_until(sub: Any, last: bytes) -> list[bytes]:
@@ -61,24 +53,6 @@ def recv_until(sub: Any, last: bytes) -> list[bytes]:
         assert time.monotonic() < deadline, f"{last!r} never came; got {got[-5:]!r}"
         got.append(sub.recv())
     return got
-
-
-def handshake_sub(port: int | None, rcvbuf: int | None = None) -> socket.socket:
-    """A raw tcp client that speaks the SP handshake as SUB (0x21) and nothing else."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf is not None:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(LONG)
-    assert port is not None
-    s.connect(("127.0.0.1", port))
-    s.sendall(b"\x00SP\x00\x00\x21\x00\x00")
-    hdr = b""
-    while len(hdr) < 8:
-        chunk = s.recv(8 - len(hdr))
-        assert chunk, "the PUB closed during the handshake"
-        hdr += chunk
-    assert hdr == b"\x00SP\x00\x00\x20\x00\x00"  # a PUB answers as 0x20
-    return s
 
 
 @pytest.fixture
@@ -373,7 +347,7 @@ def test_slow_subscriber_does_not_block_the_publisher() -> None:
     """A subscriber that never reads costs drops for itself only."""
     with purenng.Pub0(listen="tcp://127.0.0.1:0") as pub:
         url = pub.listeners[0].url
-        stuck = handshake_sub(pub.listeners[0].port, rcvbuf=4096)
+        stuck = RawSP.connect(port_of(pub), SUB, PUB, rcvbuf=4096)  # never reads
         try:
             with purenng.Sub0(dial=url, recv_timeout=LONG) as live:
                 live.subscribe(b"")
@@ -560,13 +534,13 @@ def test_raw_pub_puts_the_header_on_the_wire() -> None:
 def test_sub_peer_that_sends_gets_its_pipe_closed() -> None:
     """NNG closes a pipe that sends PUB anything (wire-protocols.md §4 item 22)."""
     with purenng.Pub0(listen="tcp://127.0.0.1:0") as pub:
-        client = handshake_sub(pub.listeners[0].port)
+        client = RawSP.connect(port_of(pub), SUB, PUB)
         try:
             wait_for(lambda: len(pub.pipes) == 1)
-            client.sendall((5).to_bytes(8, "big") + b"hello")
+            client.send(b"hello")
             wait_for(lambda: not pub.pipes)
             assert pub.stats()["protocol_errors"] == 1
-            assert client.recv(16) == b""  # the PUB closed the connection
+            assert client.sock.recv(16) == b""  # the PUB closed the connection
         finally:
             client.close()
 
@@ -580,7 +554,7 @@ def test_sub_never_writes() -> None:
             conn, _ = srv.accept()
             with conn:
                 conn.settimeout(LONG)
-                conn.sendall(b"\x00SP\x00\x00\x20\x00\x00")
+                conn.sendall(sp_header(PUB))
                 sub.subscribe(b"topic")
                 sub.subscribe(b"")
                 conn.sendall((6).to_bytes(8, "big") + b"topic!")
@@ -588,10 +562,7 @@ def test_sub_never_writes() -> None:
                 sub.unsubscribe(b"topic")
                 with sub.new_context() as ctx:
                     ctx.subscribe(b"t")
-                got = b""
-                while len(got) < 8:
-                    got += conn.recv(8 - len(got))
-                assert got == b"\x00SP\x00\x00\x21\x00\x00"
+                assert recv_exactly(conn, 8) == sp_header(SUB)
                 conn.settimeout(0.2)
                 with pytest.raises(TimeoutError):
                     conn.recv(1)

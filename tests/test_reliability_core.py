@@ -27,6 +27,7 @@ import purenng
 from purenng.core.errors import MessageTooLarge
 from purenng.core.message import Message
 from purenng.core.pipe import Pipe
+from support.waiting import await_for
 
 pytestmark = pytest.mark.usefixtures("purenng_leak_check")
 
@@ -100,7 +101,7 @@ async def test_async_send_of_non_bytes_raises_and_keeps_the_pipe() -> None:
         purenng.Pair0(listen="tcp://127.0.0.1:0", recv_timeout=WAIT) as a,
         purenng.Pair0(dial=a.listeners[0].url) as b,
     ):
-        await asyncio.wait_for(_until(lambda: bool(b.pipes)), WAIT)
+        await await_for(lambda: b.pipes, "a pipe")
         for bad in BAD_DATA:
             with pytest.raises(TypeError, match="bytes-like"):
                 await b.asend(bad)
@@ -339,14 +340,9 @@ async def test_closed_pipes_are_freed_without_the_cycle_collector(
                     refs.append(weakref.ref(d.pipe))
                     del msg
                     await d.aclose()
-                    await asyncio.wait_for(_until(lambda: not pull.pipes), WAIT)
+                    await await_for(lambda: not pull.pipes, "the pipe to go")
                 await asyncio.sleep(0.05)  # connection_lost runs a loop turn later
                 alive = [r() for r in refs if r() is not None]
                 assert not alive, f"{len(alive)} closed pipes still alive: {alive}"
     finally:
         gc.enable()
-
-
-async def _until(pred: Any) -> None:
-    while not pred():
-        await asyncio.sleep(0.005)

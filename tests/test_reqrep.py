@@ -11,10 +11,8 @@ tests/interop/test_nng_reqrep.py.
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -37,12 +35,12 @@ from purenng.protocols.reqrep0 import (
     backtrace_length,
 )
 from purenng.testing import FakePipe, FakeProtocolHost
+from support.raw_sp import REP, REQ, RawSP, RawSPListener
+from support.waiting import await_for, wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
-HS_REQ = bytes.fromhex("0053500000300000")
-HS_REP = bytes.fromhex("0053500000310000")
 LONG = 5.0  # only to stop hangs
 TCP = "tcp://127.0.0.1:0"
 
@@ -51,105 +49,18 @@ def word(n: int) -> bytes:
     return struct.pack(">I", n)
 
 
-def wait_for(pred: Callable[[], object], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
-
-
-async def await_for(pred: Callable[[], object], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
-
-
 def url_of(sock: purenng.Socket) -> str:
     url: str = sock.listeners[0].url
     return url
 
 
-class RawSP:
-    """A hand-made SP-over-TCP peer: full control of every byte."""
-
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        conn.settimeout(LONG)
-
-    @classmethod
-    def connect(cls, url: str, handshake: bytes) -> RawSP:
-        port = int(url.rsplit(":", 1)[1])
-        peer = cls(socket.create_connection(("127.0.0.1", port), timeout=LONG))
-        peer.conn.sendall(handshake)
-        answer = peer.recv_exact(8)
-        assert answer[:5] == handshake[:5]
-        assert answer[5] == handshake[5] ^ 1
-        return peer
-
-    def recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.conn.recv(n - len(buf))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        return bytes(buf)
-
-    def send(self, payload: bytes) -> None:
-        self.conn.sendall(struct.pack(">Q", len(payload)) + payload)
-
-    def recv(self) -> bytes:
-        (n,) = struct.unpack(">Q", self.recv_exact(8))
-        return self.recv_exact(n)
-
-    def expect_eof(self) -> None:
-        """The other side closed the connection (within LONG)."""
-        deadline = time.monotonic() + LONG
-        while time.monotonic() < deadline:
-            try:
-                if not self.conn.recv(65536):
-                    return
-            except ConnectionResetError:
-                return
-        raise AssertionError("the connection was not closed")
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class RawListener:
-    """A plain TCP listener that does the SP handshake by hand."""
-
-    def __init__(self, handshake: bytes) -> None:
-        self.handshake = handshake
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.srv.settimeout(LONG)
-        self.url = f"tcp://127.0.0.1:{self.srv.getsockname()[1]}"
-
-    def accept(self) -> RawSP:
-        conn, _ = self.srv.accept()
-        peer = RawSP(conn)
-        conn.sendall(self.handshake)
-        peer.recv_exact(8)
-        return peer
-
-    def close(self) -> None:
-        self.srv.close()
-
-
 @pytest.fixture
-def raw_rep() -> Iterator[RawListener]:
-    lst = RawListener(HS_REP)
-    try:
+def raw_rep() -> Iterator[RawSPListener]:
+    with RawSPListener(REP, REQ) as lst:
         yield lst
-    finally:
-        lst.close()
 
 
-def dial_raw(req: purenng.Socket, lst: RawListener) -> RawSP:
+def dial_raw(req: purenng.Socket, lst: RawSPListener) -> RawSP:
     """``req`` dials the hand-made listener; returns the accepted side."""
     req.dial(lst.url, block=False)
     peer = lst.accept()
@@ -343,7 +254,7 @@ def test_new_request_discards_an_untaken_reply() -> None:
 # ---------------------------------------------------------------- wire format
 
 
-def test_request_ids_on_the_wire(raw_rep: RawListener) -> None:
+def test_request_ids_on_the_wire(raw_rep: RawSPListener) -> None:
     with purenng.Req0(recv_timeout=LONG) as req:
         peer = dial_raw(req, raw_rep)
         ids = []
@@ -363,7 +274,7 @@ def test_request_ids_on_the_wire(raw_rep: RawListener) -> None:
 
 def test_reply_carries_the_backtrace_back() -> None:
     with purenng.Rep0(listen=TCP, recv_timeout=LONG) as rep:
-        peer = RawSP.connect(url_of(rep), HS_REQ)
+        peer = RawSP.connect(url_of(rep), REQ, REP)
         trace = word(0x1234) + word(0x7FFFFFFF) + word(0x80000005)
         peer.send(trace + b"hello")
         msg = rep.recv_msg()
@@ -374,7 +285,7 @@ def test_reply_carries_the_backtrace_back() -> None:
         peer.close()
 
 
-def test_stale_and_unknown_replies_are_dropped(raw_rep: RawListener) -> None:
+def test_stale_and_unknown_replies_are_dropped(raw_rep: RawSPListener) -> None:
     with purenng.Req0(recv_timeout=LONG) as req:
         peer = dial_raw(req, raw_rep)
         req.send(b"old")
@@ -811,10 +722,10 @@ def test_malformed_backtrace_closes_the_pipe_only() -> None:
         purenng.Rep0(listen=TCP, recv_timeout=LONG) as rep,
         purenng.Req0(recv_timeout=LONG) as good,
     ):
-        bad = RawSP.connect(url_of(rep), HS_REQ)
+        bad = RawSP.connect(url_of(rep), REQ, REP)
         wait_for(lambda: rep.pipes)
         bad.send(word(1) + b"hello")  # no word with bit 31 before the end
-        bad.expect_eof()
+        assert bad.closed_by_peer()
         bad.close()
         assert rep.stats()["protocol_errors"] == 1
         good.dial(url_of(rep), block=True)
@@ -824,13 +735,13 @@ def test_malformed_backtrace_closes_the_pipe_only() -> None:
         assert good.recv() == b"yes"
 
 
-def test_short_reply_closes_the_pipe(raw_rep: RawListener) -> None:
+def test_short_reply_closes_the_pipe(raw_rep: RawSPListener) -> None:
     with purenng.Req0(recv_timeout=LONG, resend_time=None) as req:
         peer = dial_raw(req, raw_rep)
         req.send(b"q")
         peer.recv()
         peer.send(b"\x80\x00")
-        peer.expect_eof()
+        assert peer.closed_by_peer()
         peer.close()
         assert req.stats()["protocol_errors"] == 1
         with pytest.raises(ConnectionReset):
@@ -843,9 +754,9 @@ def test_garbage_is_survived() -> None:
         purenng.Req0(recv_timeout=LONG) as req,
     ):
         for junk in (b"", b"\x00", b"\x00\x00\x00\x00", word(5) * 3 + b"xy"):
-            bad = RawSP.connect(url_of(rep), HS_REQ)
+            bad = RawSP.connect(url_of(rep), REQ, REP)
             bad.send(junk)
-            bad.expect_eof()
+            assert bad.closed_by_peer()
             bad.close()
         req.dial(url_of(rep), block=True)
         req.send(b"fine")
@@ -880,7 +791,7 @@ def test_raw_rep_header_and_routing() -> None:
         assert xrep.stats()["drops"] == 2
 
 
-def test_raw_req_header_passthrough(raw_rep: RawListener) -> None:
+def test_raw_req_header_passthrough(raw_rep: RawSPListener) -> None:
     with purenng.Req0(raw=True, recv_timeout=LONG) as xreq:
         peer = dial_raw(xreq, raw_rep)
         trace = word(42) + word(0x80000007)
@@ -891,7 +802,7 @@ def test_raw_req_header_passthrough(raw_rep: RawListener) -> None:
         assert bytes(msg.header) == trace
         assert msg.bytes == b"answer"
         peer.send(word(1) + b"\x00\x00")  # runs out before an end word
-        peer.expect_eof()
+        assert peer.closed_by_peer()
         peer.close()
         assert xreq.stats()["protocol_errors"] == 1
 

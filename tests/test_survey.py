@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-import struct
 import threading
 import time
 import tracemalloc
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -33,77 +31,19 @@ from purenng.protocols.survey0 import (
     backtrace_length,
 )
 from purenng.testing import FakePipe, FakeProtocolHost
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from support.raw_sp import RESPONDENT, SURVEYOR, RawSP
+from support.waiting import await_for, wait_for
 
 LONG = 10.0  # only to stop hangs
-HANDSHAKE_SURVEYOR = bytes.fromhex("0053500000620000")
-HANDSHAKE_RESPONDENT = bytes.fromhex("0053500000630000")
 
 
 def word(n: int) -> bytes:
     return n.to_bytes(4, "big")
 
 
-def wait_for(pred: Callable[[], object], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
-
-
-async def await_for(pred: Callable[[], object], timeout: float = LONG) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
-
-
 def stat(sock: purenng.Socket, name: str) -> int:
     value: int = sock.stats().get(name, 0)
     return value
-
-
-class HandSP:
-    """A hand-made SP-over-TCP peer: every byte under the test's control."""
-
-    def __init__(self, port: int, handshake: bytes, expect: bytes) -> None:
-        self.conn = socket.create_connection(("127.0.0.1", port), timeout=LONG)
-        self.conn.sendall(handshake)
-        assert self.recv_exact(8) == expect
-
-    def recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.conn.recv(n - len(buf))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        return bytes(buf)
-
-    def send(self, *payloads: bytes) -> None:
-        self.conn.sendall(b"".join(struct.pack(">Q", len(p)) + p for p in payloads))
-
-    def recv(self) -> bytes:
-        (n,) = struct.unpack(">Q", self.recv_exact(8))
-        return self.recv_exact(n)
-
-    def closed_by_peer(self) -> bool:
-        """Wait (bounded) for the other side to close the connection."""
-        try:
-            while True:
-                if not self.conn.recv(4096):
-                    return True
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def connected(surveyor: purenng.Socket, n: int) -> None:
@@ -650,7 +590,7 @@ def test_respondent_ttl_drop_keeps_the_pipe() -> None:
     with purenng.Respondent0(listen="tcp://127.0.0.1:0", ttl_max=3, recv_timeout=LONG) as r:
         port = r.listeners[0].port
         assert port is not None
-        peer = HandSP(port, HANDSHAKE_SURVEYOR, HANDSHAKE_RESPONDENT)
+        peer = RawSP.connect(port, SURVEYOR, RESPONDENT)
         try:
             end = word(0x80000007)
             peer.send(word(1) + word(2) + word(3) + end + b"four hops")  # dropped
@@ -691,7 +631,7 @@ def test_respondent_malformed_backtrace_closes_the_pipe(raw: bool) -> None:
     with purenng.Respondent0(listen="tcp://127.0.0.1:0", raw=raw) as r:
         port = r.listeners[0].port
         assert port is not None
-        peer = HandSP(port, HANDSHAKE_SURVEYOR, HANDSHAKE_RESPONDENT)
+        peer = RawSP.connect(port, SURVEYOR, RESPONDENT)
         try:
             wait_for(lambda: r.pipes)
             peer.send(word(1) + b"\x00\x00")  # no word with the end bit
@@ -705,7 +645,7 @@ def test_surveyor_closes_a_pipe_with_a_short_response() -> None:
     with purenng.Surveyor0(listen="tcp://127.0.0.1:0", survey_time=LONG) as s:
         port = s.listeners[0].port
         assert port is not None
-        peer = HandSP(port, HANDSHAKE_RESPONDENT, HANDSHAKE_SURVEYOR)
+        peer = RawSP.connect(port, RESPONDENT, SURVEYOR)
         try:
             wait_for(lambda: s.pipes)
             s.send(b"q")
@@ -725,7 +665,7 @@ def test_surveyor_ignores_hops_and_unknown_ids_on_the_wire() -> None:
     ) as s:
         port = s.listeners[0].port
         assert port is not None
-        peer = HandSP(port, HANDSHAKE_RESPONDENT, HANDSHAKE_SURVEYOR)
+        peer = RawSP.connect(port, RESPONDENT, SURVEYOR)
         try:
             wait_for(lambda: s.pipes)
             s.send(b"q")

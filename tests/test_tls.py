@@ -22,6 +22,7 @@ from purenng.core import registry as registry_mod
 from purenng.core.hookspecs import hookimpl
 from purenng.testing.certs import DevCerts, make_dev_certs
 from purenng.tls_config import SSLEngine, TLSConfig, TLSEngine
+from support.waiting import await_for
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -50,13 +51,6 @@ def global_registry() -> Iterator[None]:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-async def _until(cond: Callable[[], object], what: str, timeout: float = T) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.005)
-    assert cond(), what
 
 
 async def _pair(
@@ -157,7 +151,7 @@ async def _flood(certs: DevCerts, n: int = 400) -> None:
 
         sender = asyncio.create_task(send_all())
         # Let the sender run ahead until buffers fill and reading pauses.
-        await _until(lambda: pull.pipes[0].msgs_in >= 4, "the first messages")
+        await await_for(lambda: pull.pipes[0].msgs_in >= 4, "the first messages")
         for i in range(n):
             assert await pull.arecv() == i.to_bytes(4, "big") * 2048
         async with asyncio.timeout(T):
@@ -308,7 +302,7 @@ async def test_nonblocking_dial_keeps_the_reason(certs: DevCerts, other: DevCert
         d = await b.adial(
             lst.url, block=False, tls_config=other.client_config(), reconnect_time_min=0.05
         )
-        await _until(lambda: d.last_error is not None, "a failed attempt")
+        await await_for(lambda: d.last_error is not None, "a failed attempt")
         assert isinstance(d.last_error, purenng.TLSError)
         assert not b.pipes
 

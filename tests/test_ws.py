@@ -32,10 +32,11 @@ from websockets.protocol import OPEN, Protocol, Side
 
 import purenng
 from purenng.core.url import parse_url
-from purenng.testing import check_pipe_transport
 from purenng.http import upgrade
+from purenng.testing import check_pipe_transport
 from purenng.transports import _ws_codec as codec
 from purenng.transports.ws import WSPipe, parse_ws_url
+from support.waiting import await_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -156,14 +157,6 @@ class RawWS:
 def close_code(frame: Frame) -> int:
     assert frame.opcode is CLOSE, frame
     return int(Close.parse(frame.data).code)
-
-
-async def until(cond: Callable[[], object], what: str) -> None:
-    """Poll ``cond`` (conditions spanning sockets and pipes share no event)."""
-    async with asyncio.timeout(T):
-        while not cond():
-            await asyncio.sleep(0.005)
-    assert cond(), what
 
 
 # ---------------------------------------------------------------- conformance
@@ -539,7 +532,7 @@ async def test_port_sharing_two_sockets_two_paths() -> None:
             with pytest.raises(purenng.ConnectionRefused):
                 await late.adial(la.url, block=True)
             await db2.adial(lb.url, block=True)
-            await until(lambda: len(b.pipes) == 2, "b's second pipe")
+            await await_for(lambda: len(b.pipes) == 2, "b's second pipe")
         await lb.aclose()
     # The last listener gone, the port is free again.
     with socket.socket() as s:
@@ -555,7 +548,7 @@ async def test_two_listeners_binding_one_port_at_once_share_it(purenng_free_port
         )
         assert la.port == lb.port == port
         await c.adial(f"ws://127.0.0.1:{port}/b", block=True)
-        await until(lambda: b.pipes, "b's pipe")
+        await await_for(lambda: b.pipes, "b's pipe")
 
 
 async def test_a_port_taken_by_another_program_is_address_in_use() -> None:
@@ -642,7 +635,7 @@ async def test_text_frame_closes_with_1003_and_listener_lives_on() -> None:
     async with purenng.Pair0(recv_timeout=T) as a:
         lst = await a.alisten("ws://127.0.0.1:0/sp")
         ws = await RawWS.connect(lst.port)
-        await until(lambda: a.pipes, "the raw client's pipe")
+        await await_for(lambda: a.pipes, "the raw client's pipe")
 
         def binary_then_text(p: Protocol) -> None:
             p.send_binary(b"binary ok")
@@ -653,7 +646,7 @@ async def test_text_frame_closes_with_1003_and_listener_lives_on() -> None:
         frames = await ws.frames_until_close()
         assert close_code(frames[-1]) == 1003
         await ws.wait_eof()
-        await until(lambda: not a.pipes, "the pipe to go")
+        await await_for(lambda: not a.pipes, "the pipe to go")
         ws.close()
         async with purenng.Pair0() as b:
             await b.adial(lst.url, block=True)
@@ -663,13 +656,13 @@ async def test_oversized_frame_closes_with_1009() -> None:
     async with purenng.Pair0(recv_timeout=T, recv_max_size=8 << 20) as a:
         lst = await a.alisten("ws://127.0.0.1:0/sp")
         ws = await RawWS.connect(lst.port)
-        await until(lambda: a.pipes, "the raw client's pipe")
+        await await_for(lambda: a.pipes, "the raw client's pipe")
         ws.send(lambda p: p.send_binary(bytes(1 << 20)))  # at ws_recv_frame_max: fine
         assert len(await a.arecv()) == 1 << 20
         ws.send(lambda p: p.send_binary(bytes((1 << 20) + 1)))
         frames = await ws.frames_until_close()
         assert close_code(frames[-1]) == 1009
-        await until(lambda: a.stats()["oversize"] == 1, "the oversize count")
+        await await_for(lambda: a.stats()["oversize"] == 1, "the oversize count")
         ws.close()
 
 
@@ -677,7 +670,7 @@ async def test_fragmented_message_over_recv_max_size_closes_with_1009() -> None:
     async with purenng.Pair0(recv_timeout=T, recv_max_size=100_000) as a:
         lst = await a.alisten("ws://127.0.0.1:0/sp")
         ws = await RawWS.connect(lst.port)
-        await until(lambda: a.pipes, "the raw client's pipe")
+        await await_for(lambda: a.pipes, "the raw client's pipe")
 
         def fragments(total: int) -> Callable[[Protocol], None]:
             def build(p: Protocol) -> None:
@@ -692,7 +685,7 @@ async def test_fragmented_message_over_recv_max_size_closes_with_1009() -> None:
         ws.send(fragments(100_001))
         frames = await ws.frames_until_close()
         assert close_code(frames[-1]) == 1009
-        await until(lambda: a.stats()["oversize"] == 1, "the oversize count")
+        await await_for(lambda: a.stats()["oversize"] == 1, "the oversize count")
         ws.close()
 
 
@@ -702,7 +695,7 @@ async def test_large_messages_go_out_in_64k_frames() -> None:
         lst1 = await one_frame.alisten("ws://127.0.0.1:0/sp")
         for sock, port, want in ((a, lst.port, 4), (one_frame, lst1.port, 1)):
             ws = await RawWS.connect(port)
-            await until(lambda s=sock: s.pipes, "the raw client's pipe")  # type: ignore[misc]
+            await await_for(lambda s=sock: s.pipes, "the raw client's pipe")  # type: ignore[misc]
             await sock.asend(bytes(200_000))
             frames = [await ws.next_frame()]
             while frames[-1] is not None and not frames[-1].fin:
@@ -746,7 +739,7 @@ async def test_ping_interval_closes_a_silent_peer() -> None:
         assert first.opcode is PING
         while (f := await ws.next_frame(answer=False)) is not None and f.opcode is PING:
             pass
-        await until(lambda: closed, "the silent pipe to close")
+        await await_for(lambda: closed, "the silent pipe to close")
         assert isinstance(closed[0].error, purenng.Timeout)
         ws.close()
     # A peer that answers keeps its pipe through several intervals (longer
@@ -766,7 +759,7 @@ async def test_close_handshake_when_purenng_closes() -> None:
     async with purenng.Pair0() as a:
         lst = await a.alisten("ws://127.0.0.1:0/sp")
         ws = await RawWS.connect(lst.port)
-        await until(lambda: a.pipes, "the raw client's pipe")
+        await await_for(lambda: a.pipes, "the raw client's pipe")
         a.pipes[0].close()
         frames = await ws.frames_until_close()
         assert [f.opcode for f in frames] == [CLOSE]
@@ -781,12 +774,12 @@ async def test_close_handshake_when_the_peer_closes() -> None:
         gone: list[Any] = []
         a.on_pipe_event(lambda p, e: gone.append(p), purenng.PipeEvent.REMOVE_POST)
         ws = await RawWS.connect(lst.port)
-        await until(lambda: a.pipes, "the raw client's pipe")
+        await await_for(lambda: a.pipes, "the raw client's pipe")
         ws.send(lambda p: p.send_close(1000, "bye"))
         frames = await ws.frames_until_close()
         assert close_code(frames[-1]) == 1000  # the echo
         await ws.wait_eof()  # then the server ends the connection
-        await until(lambda: gone, "the pipe to go")
+        await await_for(lambda: gone, "the pipe to go")
         assert gone[0].close_code == 1000
         assert gone[0].error is None
         ws.close()
@@ -798,9 +791,9 @@ async def test_closing_a_dialer_sends_1000_to_the_listener() -> None:
         a.on_pipe_event(lambda p, e: gone.append(p), purenng.PipeEvent.REMOVE_POST)
         lst = await a.alisten("ws://127.0.0.1:0/sp")
         await b.adial(lst.url, block=True)
-        await until(lambda: a.pipes, "the listener's pipe")
+        await await_for(lambda: a.pipes, "the listener's pipe")
         await b.aclose()
-        await until(lambda: gone, "the listener's pipe to go")
+        await await_for(lambda: gone, "the listener's pipe to go")
         assert gone[0].close_code == 1000
 
 
@@ -912,7 +905,7 @@ async def test_frames_sent_with_the_upgrade_request_are_kept(then_close: bool) -
         assert await a.arecv() == b"early"
         assert await a.arecv() == b"second"
         if then_close:
-            await until(lambda: gone, "the pipe to close")
+            await await_for(lambda: gone, "the pipe to close")
             assert gone[0].close_code == 1000
         writer.close()
 
@@ -958,4 +951,4 @@ async def test_no_leaks_after_many_connections(purenng_leak_check: None) -> None
                 await b.adial(lst.url, block=True)
                 await b.asend(b"%d" % i)
                 assert await a.arecv() == b"%d" % i
-            await until(lambda: not a.pipes, "the pipe to go")
+            await await_for(lambda: not a.pipes, "the pipe to go")

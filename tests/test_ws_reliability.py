@@ -24,6 +24,7 @@ from websockets.protocol import OPEN, Protocol, Side
 
 import purenng
 from purenng.transports.ws import WRITE_HIGH, WSPipe, WSStream
+from support.waiting import await_for
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -70,14 +71,6 @@ def run(loop: str, scenario: Callable[[], Awaitable[None]]) -> None:
 @pytest.fixture(scope="module")
 def certs() -> DevCerts:
     return pytest.importorskip("purenng.testing.certs").make_dev_certs()
-
-
-async def until(cond: Callable[[], object], what: str) -> None:
-    """Poll ``cond`` (conditions spanning sockets and pipes share no event)."""
-    async with asyncio.timeout(T):
-        while not cond():
-            await asyncio.sleep(0.005)
-    assert cond(), what
 
 
 class Raw:
@@ -172,7 +165,7 @@ def test_wss_listener_accepts_peers_after_an_oversized_message(loop: str, certs:
             async with purenng.Pair0() as b:
                 await b.adial(lst.url, block=True, tls_config=certs.client_config())
                 await b.asend(bytes(5000))  # over recv_max_size: the listener closes with 1009
-                await until(lambda: removed, "the oversized peer's pipe to go")
+                await await_for(lambda: removed, "the oversized peer's pipe to go")
             assert a.stats()["oversize"] == 1
             assert removed[0][0] == "127.0.0.1"  # the address was still readable
             # Pair0 takes one peer: a pipe left behind would refuse this one as busy.
@@ -216,13 +209,13 @@ def test_wss_addresses_stay_readable_after_close(loop: str, who: str, certs: Dev
             before = (pipe.remote_address, pipe.local_address)
             # A normal close, by either side: close frames, then the TLS close.
             (b.pipes[0] if who == "peer" else pipe).close()
-            await until(lambda: seen or errors, "the remove_post callback")
+            await await_for(lambda: seen or errors, "the remove_post callback")
             assert not errors, errors
             assert (seen["remote"], seen["local"]) == before
             assert seen["cert"]  # the client's certificate, verified at the handshake
             assert seen["other"] == "default"
             # And well after the close, once the transport is fully gone.
-            await until(lambda: not b.pipes, "the dialer's pipe to go")
+            await await_for(lambda: not b.pipes, "the dialer's pipe to go")
             await asyncio.sleep(0.05)
             assert pipe.remote_address == before[0]
             assert pipe.extra("peername") == before[0]
@@ -242,7 +235,7 @@ def test_a_ping_flood_from_a_peer_that_never_reads_stays_bounded(loop: str) -> N
         async with purenng.Pair0(recv_timeout=T) as a:
             lst = await a.alisten("ws://127.0.0.1:0/sp")
             raw = await Raw.connect(lst.port)
-            await until(lambda: a.pipes, "the raw client's pipe")
+            await await_for(lambda: a.pipes, "the raw client's pipe")
             pipe = server_pipe(a)
             tr = pipe._tr
             most = 0
@@ -276,7 +269,7 @@ def test_a_pong_waits_while_writes_are_blocked_and_answers_the_latest_ping(loop:
         async with purenng.Pair0(send_timeout=T) as a:
             lst = await a.alisten("ws://127.0.0.1:0/sp")
             raw = await Raw.connect(lst.port)
-            await until(lambda: a.pipes, "the raw client's pipe")
+            await await_for(lambda: a.pipes, "the raw client's pipe")
             pipe = server_pipe(a)
             sent = 0
             while pipe.writable and sent < 64:  # fill the kernel and the write buffer
@@ -292,7 +285,7 @@ def test_a_pong_waits_while_writes_are_blocked_and_answers_the_latest_ping(loop:
 
             await raw.send(pings)
             # Read by the listener: a pong waits (or, before, joined the buffer).
-            await until(
+            await await_for(
                 lambda: buffered(pipe._tr) != held or getattr(pipe._codec, "pong_pending", False),
                 "the pings to be read",
             )
@@ -377,7 +370,7 @@ def test_endless_continuation_frames_are_cut_at_recv_max_size(loop: str) -> None
         async with purenng.Pair0(recv_max_size=limit) as a:
             lst = await a.alisten("ws://127.0.0.1:0/sp")
             raw = await Raw.connect(lst.port)
-            await until(lambda: a.pipes, "the raw client's pipe")
+            await await_for(lambda: a.pipes, "the raw client's pipe")
             pipe = server_pipe(a)
             frame = 60_000  # under ws_recv_frame_max: only the message limit can stop it
             await raw.send(lambda p: p.send_binary(bytes(frame), fin=False))
@@ -391,7 +384,7 @@ def test_endless_continuation_frames_are_cut_at_recv_max_size(loop: str) -> None
                     most = max(most, sum(len(x) for x in parts or ()))
             except (ConnectionError, TimeoutError):
                 pass  # the listener closed: writing fails
-            await until(lambda: pipe.closed, "the pipe to close")
+            await await_for(lambda: pipe.closed, "the pipe to close")
             assert isinstance(pipe.error, purenng.MessageTooLarge)
             assert most <= limit
             # The close frame (1009) may be lost to the reset that closing with
@@ -408,7 +401,7 @@ def test_pending_bytes_counts_what_has_not_reached_the_kernel(loop: str) -> None
         async with purenng.Pair0(send_timeout=T) as a:
             lst = await a.alisten("ws://127.0.0.1:0/sp")
             raw = await Raw.connect(lst.port)
-            await until(lambda: a.pipes, "the raw client's pipe")
+            await await_for(lambda: a.pipes, "the raw client's pipe")
             pipe = server_pipe(a)
             assert pipe.pending_bytes() == 0
             pipe.write(b"", b"x" * 100)  # coalesced: held until the end of the loop turn

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import purenng.compat.pynng as pynng
+from support.peers import require_peer
+from support.waiting import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
@@ -38,16 +40,7 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 #: Generous bound for any wait; only there to stop hangs.
 T = 10.0
-REQUIRE_ENV = "PURENNG_REQUIRE_PEERS"
 HAVE_TRIO = importlib.util.find_spec("trio") is not None
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = T) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.005)
 
 
 class Backend:
@@ -520,14 +513,6 @@ def test_snippet_pair0_sync() -> None:
 # ---------------------------------------------------------------- unchanged programs
 
 
-def require_pynng() -> None:
-    if importlib.util.find_spec("pynng") is not None:
-        return
-    if os.environ.get(REQUIRE_ENV):
-        pytest.fail(f"pynng is not installed, and {REQUIRE_ENV} is set")
-    pytest.skip("pynng is not installed")
-
-
 @pytest.fixture
 def shim(tmp_path: Path) -> Path:
     """A directory whose ``pynng`` module is purenng.compat.pynng."""
@@ -573,7 +558,7 @@ def test_unchanged_program_runs_on_compat(shim: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_unchanged_program_same_output_as_pynng(shim: Path, tmp_path: Path) -> None:
-    require_pynng()
+    require_peer("pynng")
     (tmp_path / "real").mkdir()
     (tmp_path / "compat").mkdir()
     real = run_program([str(tmp_path / "real")], None)
@@ -619,7 +604,7 @@ class Child:
 @pytest.mark.interop
 @pytest.mark.parametrize(("server", "asker"), [("pynng", "compat"), ("compat", "pynng")])
 def test_unchanged_programs_talk_across_libraries(server: str, asker: str, shim: Path) -> None:
-    require_pynng()
+    require_peer("pynng")
     srv = Child(["serve", "3"], shim if server == "compat" else None)
     try:
         first = srv.line()

@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
@@ -32,9 +31,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from interop.peers import REQUIRE_ENV, PeerError, _LineReader, require_peer
 from purenng.core.loop import background_loop
 from purenng.testing.faultproxy import _in_thread
+from support.peers import REQUIRE_ENV, ChildProcess, PeerError, require_peer
+from support.waiting import TIMEOUT
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from purenng.testing import ProxyStats
 
 #: Generous bound (seconds) on any single wait; only there to stop hangs.
-T = 10.0
+T = TIMEOUT
 PEER_SCRIPT = Path(__file__).with_name("faultpeer.py")
 #: Libraries a peer process can use.
 LIBS = ("purenng", "pynng", "nng")
@@ -146,18 +146,13 @@ class FaultPeer:
             env["PURENNG_LOOP"] = loop
         self.lib = lib
         self.role = role
-        self.argv = [sys.executable, str(PEER_SCRIPT), json.dumps(cfg)]
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
+        self._child = ChildProcess(
+            [sys.executable, str(PEER_SCRIPT), json.dumps(cfg)],
+            stdin=True,
             env=env,
+            name=f"{lib} {role} peer",
         )
-        assert self.proc.stdout is not None
-        self._reader = _LineReader(self.proc.stdout)
-        self._closed = False
+        self.proc = self._child.proc
         try:
             ready = self.event("ready")
         except BaseException:
@@ -167,19 +162,12 @@ class FaultPeer:
         self.pid: int = ready["pid"]
 
     def describe(self, problem: str) -> str:
-        rc = self.proc.poll()
-        state = "running" if rc is None else f"exit status {rc}"
-        self._stderr.seek(0)
-        err = self._stderr.read().decode(errors="replace")[-2000:]
-        return f"{problem}; {self.lib} {self.role} peer ({state}); stderr: {err!r}"
+        return self._child.describe(problem)
 
     def event(self, name: str, timeout: float = T) -> dict[str, Any]:
         """Read lines until the event ``name``; return it (``error`` raises)."""
         while True:
-            try:
-                line = self._reader.readline(timeout)
-            except TimeoutError:
-                raise PeerError(self.describe(f"no {name!r} within {timeout} s")) from None
+            line = self._child.readline(timeout, repr(name))
             if line is None:
                 raise PeerError(self.describe(f"exited before {name!r}"))
             obj: dict[str, Any] = json.loads(line)
@@ -204,15 +192,12 @@ class FaultPeer:
 
     def kill(self) -> None:
         """SIGKILL (kill -9) the peer and reap it."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(T)
+        self._child.kill()
 
     def close(self) -> None:
         """Close its stdin (it then closes its socket and exits), kill it if it stays."""
-        if self._closed:
+        if self._child.closed:
             return
-        self._closed = True
         try:
             if self.proc.stdin is not None:
                 with contextlib.suppress(OSError):
@@ -220,13 +205,9 @@ class FaultPeer:
             try:
                 self.proc.wait(T)
             except subprocess.TimeoutExpired:
-                self.kill()
+                pass
         finally:
-            self.kill()
-            self._reader.close()
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-            self._stderr.close()
+            self._child.close()
 
     def __enter__(self) -> FaultPeer:
         return self

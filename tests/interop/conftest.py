@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .peers import Addresses, CliPeer, NngPeerProcess, require_peer
+from .peers import Addresses, CliPeer, NngPeerProcess, closing_all, require_peer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -48,37 +48,25 @@ def addr(interop_ipc_dir: Path) -> Addresses:
 @pytest.fixture
 def spawn_peer() -> Iterator[Callable[..., NngPeerProcess]]:
     """Start pynng/nng peer processes; all are closed at teardown."""
-    started: list[NngPeerProcess] = []
 
-    def spawn(lib: str, proto: str, **kw: Any) -> NngPeerProcess:
+    def start(lib: str, proto: str, **kw: Any) -> NngPeerProcess:
         require_peer(lib)
-        peer = NngPeerProcess(lib, proto, **kw)
-        started.append(peer)
-        return peer
+        return NngPeerProcess(lib, proto, **kw)
 
-    try:
+    with closing_all(start) as spawn:
         yield spawn
-    finally:
-        for peer in reversed(started):
-            peer.close()
 
 
 @pytest.fixture
 def spawn_cli() -> Iterator[Callable[..., CliPeer]]:
     """Run nngcat/nanocat; every tool still running at teardown is killed."""
-    started: list[CliPeer] = []
 
-    def spawn(tool: str, *args: str) -> CliPeer:
+    def start(tool: str, *args: str) -> CliPeer:
         require_peer(tool)
-        peer = CliPeer([tool, *args])
-        started.append(peer)
-        return peer
+        return CliPeer([tool, *args])
 
-    try:
+    with closing_all(start) as spawn:
         yield spawn
-    finally:
-        for peer in reversed(started):
-            peer.close()
 
 
 # ------------------------------------------------------------ docs/interop.md

@@ -1,18 +1,10 @@
 """Host-side helpers for the interop tests: peer processes, URLs, skips.
 
-Rules:
-
-* Every external peer runs in its own child process: the NNG bindings
-  through :mod:`nngpeer` (why is explained there), nngcat and nanocat as
-  they are.  Each child is started by :class:`NngPeerProcess` or
-  :class:`CliPeer`, every wait on it has a deadline, and ``close()`` (run by
-  the fixtures even when a test fails) ends it, killing it through its own
-  ``Popen`` handle when it does not leave by itself.
-* Children's stdout is read with ``selectors`` against a deadline, never
-  with a bare blocking read, so a silent peer turns into a test failure
-  with the peer's stderr attached instead of a hang.
-* A test needing a peer calls :func:`require_peer`: a missing peer skips
-  the test, unless ``PURENNG_REQUIRE_PEERS`` is set, in which case it fails.
+The rules every peer follows (a child process per peer, deadlines on every
+wait, kill on close, skip or fail when missing) are in :mod:`support.peers`,
+whose pieces this module re-exports for the interop tests.  NNG bindings run
+through :mod:`nngpeer` (why is explained there) in a :class:`NngPeerProcess`,
+nngcat and nanocat as they are in a :class:`CliPeer`.
 
 Addresses: purenng and the NNG bindings listen on tcp port 0 and report the
 bound port; only the CLI tools, which cannot report it, get a port picked in
@@ -23,23 +15,25 @@ process id and a counter.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import itertools
 import json
 import os
-import selectors
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
+from support.peers import (
+    REQUIRE_ENV,
+    ChildProcess,
+    PeerError,
+    closing_all,
+    free_tcp_port,
+    peer_missing,
+    require_peer,
+)
+from support.waiting import TIMEOUT, wait_for
 
 from .nngpeer import pattern
 
@@ -54,11 +48,13 @@ __all__ = [
     "ROLES",
     "TRANSPORTS",
     "Addresses",
+    "ChildProcess",
     "CliPeer",
     "NngPeerProcess",
     "PeerError",
     "Received",
     "T",
+    "closing_all",
     "connect_peer",
     "free_tcp_port",
     "parse_cli_line",
@@ -68,10 +64,8 @@ __all__ = [
     "wait_for",
 ]
 
-#: Set to make a missing peer a failure instead of a skip.
-REQUIRE_ENV = "PURENNG_REQUIRE_PEERS"
 #: Generous limit (seconds) for any single wait; only there to stop hangs.
-T = 10.0
+T = TIMEOUT
 PEER_SCRIPT = Path(__file__).with_name("nngpeer.py")
 #: The NNG bindings run through nngpeer.py.
 LIBS = ("pynng", "nng")
@@ -79,49 +73,6 @@ LIBS = ("pynng", "nng")
 TRANSPORTS = ("tcp", "ipc", "abstract")
 #: What purenng does in a test; the peer does the other.
 ROLES = ("dial", "listen")
-
-_PYTHON_PEERS = {"pynng": "pynng", "nng": "nng"}
-_CLI_PEERS = {"nngcat": "nngcat", "nanocat": "nanocat"}
-
-
-def peer_missing(name: str) -> str | None:
-    """Why peer ``name`` cannot be used here, or None when it is installed."""
-    if name in _PYTHON_PEERS:
-        if importlib.util.find_spec(_PYTHON_PEERS[name]) is None:
-            return f"the Python package {name!r} is not installed"
-        return None
-    if name in _CLI_PEERS:
-        if shutil.which(_CLI_PEERS[name]) is None:
-            return f"the command {name!r} is not on PATH"
-        return None
-    raise ValueError(f"unknown peer {name!r}")
-
-
-def require_peer(name: str) -> None:
-    """Skip (or fail, with ``PURENNG_REQUIRE_PEERS`` set) when ``name`` is missing."""
-    why = peer_missing(name)
-    if why is None:
-        return
-    if os.environ.get(REQUIRE_ENV):
-        pytest.fail(f"{why}, and {REQUIRE_ENV} is set")
-    pytest.skip(why)
-
-
-def free_tcp_port() -> int:
-    """A tcp port on 127.0.0.1 that was free a moment ago (for CLI listeners)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for(cond: Callable[[], object], what: str, timeout: float = T) -> None:
-    """Poll ``cond()`` until true; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
 
 
 class Addresses:
@@ -150,114 +101,6 @@ class Addresses:
         if transport == "abstract":
             return f"abstract://purenng-interop-{self._name()}"
         raise ValueError(f"unknown transport {transport!r}")
-
-
-class PeerError(AssertionError):
-    """A peer process failed, answered with an error or went silent."""
-
-
-class _LineReader:
-    """Reads lines from a child's stdout against a deadline (no threads)."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._fd = stream.fileno()
-        self._buf = b""
-        self._eof = False
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self._fd, selectors.EVENT_READ)
-
-    def readline(self, timeout: float) -> bytes | None:
-        """The next line without its newline; None at end of file.
-
-        Raises:
-            TimeoutError: no complete line within ``timeout`` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            if self._eof:
-                if self._buf:
-                    line, self._buf = self._buf, b""
-                    return line
-                return None
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._sel.select(left):
-                raise TimeoutError(f"no line within {timeout} s")
-            chunk = os.read(self._fd, 1 << 16)
-            if chunk:
-                self._buf += chunk
-            else:
-                self._eof = True
-        line, _, self._buf = self._buf.partition(b"\n")
-        return line
-
-    def close(self) -> None:
-        self._sel.close()
-
-
-class _Child:
-    """A child process with piped stdout, stderr in a temporary file."""
-
-    def __init__(self, argv: list[str], *, stdin: bool) -> None:
-        self.argv = argv
-        # Closed in close(): it must outlive this call, as long as the child.
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
-        assert self.proc.stdout is not None
-        self._reader = _LineReader(self.proc.stdout)
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has run."""
-        return self._closed
-
-    def readline(self, timeout: float) -> bytes | None:
-        try:
-            return self._reader.readline(timeout)
-        except TimeoutError:
-            raise PeerError(self.describe(f"no output within {timeout} s")) from None
-
-    def stderr_text(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-2000:]
-
-    def describe(self, problem: str) -> str:
-        rc = self.proc.poll()
-        state = "running" if rc is None else f"exit status {rc}"
-        return f"{problem}; {' '.join(self.argv)} ({state}); stderr: {self.stderr_text()!r}"
-
-    def wait(self, timeout: float) -> int:
-        """Wait for the child to exit on its own; kill it and fail if it does not."""
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise PeerError(self.describe(f"did not exit within {timeout} s")) from None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(T)
-
-    def close(self) -> None:
-        """Kill the child if still running and release every handle; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.kill()
-        finally:
-            self._reader.close()
-            for f in (self.proc.stdin, self.proc.stdout):
-                if f is not None:
-                    with contextlib.suppress(OSError):
-                        f.close()
-            self._stderr.close()
 
 
 @dataclass
@@ -308,7 +151,7 @@ class NngPeerProcess:
         argv += ["--timeout", str(timeout), "--lifetime", str(6 * timeout)]
         self.lib = lib
         self.timeout = timeout
-        self._child = _Child(argv, stdin=True)
+        self._child = ChildProcess(argv, stdin=True)
         try:
             ready = self._reply(timeout)
             if ready.get("event") != "ready":
@@ -404,7 +247,7 @@ class CliPeer:
     """
 
     def __init__(self, argv: list[str]) -> None:
-        self._child = _Child(argv, stdin=False)
+        self._child = ChildProcess(argv, stdin=False)
 
     def messages(self, n: int, timeout: float = T) -> list[bytes]:
         """The next ``n`` messages the tool printed."""

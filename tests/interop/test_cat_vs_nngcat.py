@@ -35,7 +35,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,7 +42,16 @@ import pytest
 
 import purenng
 
-from .peers import Addresses, CliPeer, PeerError, T, free_tcp_port, require_peer
+from .peers import (
+    Addresses,
+    CliPeer,
+    PeerError,
+    T,
+    closing_all,
+    free_tcp_port,
+    require_peer,
+    wait_for,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -116,20 +124,14 @@ def cat_argv(
 @pytest.fixture
 def spawn() -> Iterator[Callable[[list[str]], CliPeer]]:
     """Start command lines (tools or purenng cat); all are killed at teardown."""
-    started: list[CliPeer] = []
 
     def start(argv: list[str]) -> CliPeer:
         if argv[0] in TOOLS:
             require_peer(argv[0])
-        peer = CliPeer(argv)
-        started.append(peer)
-        return peer
+        return CliPeer(argv)
 
-    try:
-        yield start
-    finally:
-        for peer in reversed(started):
-            peer.close()
+    with closing_all(start) as spawn:
+        yield spawn
 
 
 def first_message(receiver: CliPeer, other: CliPeer) -> bytes:
@@ -246,10 +248,7 @@ def test_same_output_bytes_as_nngcat(fmt: str) -> None:
             subprocess.Popen([*PURENNG_CAT, *args], stdout=out_cat) as cat,
         ):
             try:
-                deadline = time.monotonic() + T
-                while len(pub.pipes) < 2:
-                    assert time.monotonic() < deadline, "the subscribers did not connect"
-                    time.sleep(0.005)
+                wait_for(lambda: len(pub.pipes) >= 2, "the subscribers to connect")
                 for body in FORMAT_MESSAGES:
                     pub.send(body)
                 assert nng.wait(T) == 0

@@ -66,7 +66,16 @@ import pytest
 import purenng
 from purenng.testing.certs import make_dev_certs
 
-from .peers import Addresses, CliPeer, PeerError, T, free_tcp_port, require_peer, wait_for
+from .peers import (
+    Addresses,
+    CliPeer,
+    PeerError,
+    T,
+    closing_all,
+    free_tcp_port,
+    require_peer,
+    wait_for,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -327,7 +336,6 @@ def _tool_argv(
 @pytest.fixture
 def spawn() -> Iterator[Callable[..., CliPeer]]:
     """Start one cell's peer; it is killed at teardown if still running."""
-    started: list[CliPeer] = []
 
     def start(
         peer: str, peer_proto: str, listen: bool, url: str, certs: Certs | None = None
@@ -348,15 +356,10 @@ def spawn() -> Iterator[Callable[..., CliPeer]]:
             argv = [sys.executable, "-c", PEER_SCRIPT, json.dumps(cfg)]
         else:
             argv = _tool_argv(peer, peer_proto, listen, url, certs)
-        cli = CliPeer(argv)
-        started.append(cli)
-        return cli
+        return CliPeer(argv)
 
-    try:
-        yield start
-    finally:
-        for cli in started:
-            cli.close()
+    with closing_all(start) as spawn:
+        yield spawn
 
 
 def _socket(proto: str) -> purenng.Socket:

@@ -22,14 +22,13 @@ import json
 import struct
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import purenng
 
-from .peers import Addresses, PeerError, T, _Child, require_peer
+from .peers import Addresses, ChildProcess, PeerError, T, closing_all, require_peer, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -135,7 +134,7 @@ class Pynng:
     """The pynng child process: open sockets by name and drive them."""
 
     def __init__(self) -> None:
-        self.child = _Child([sys.executable, "-c", PEER, str(6 * T), str(T)], stdin=True)
+        self.child = ChildProcess([sys.executable, "-c", PEER, str(6 * T), str(T)], stdin=True)
         try:
             ready = self._line()
             if ready.get("event") != "ready":
@@ -196,25 +195,11 @@ def pynng_peer() -> Iterator[Pynng]:
 
 @pytest.fixture
 def closing() -> Iterator[Callable[..., Any]]:
-    socks: list[purenng.Socket] = []
-
     def add(sock: purenng.Socket) -> Any:
-        socks.append(sock)
         return sock
 
-    try:
-        yield add
-    finally:
-        for s in reversed(socks):
-            s.close()
-
-
-def wait_for(pred: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + T
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
+    with closing_all(add) as closing:
+        yield closing
 
 
 def listen_url(addr: Addresses, transport: str) -> str:

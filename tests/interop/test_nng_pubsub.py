@@ -33,7 +33,16 @@ import pytest
 
 import purenng
 
-from .peers import ROLES, Addresses, CliPeer, PeerError, T, _Child, require_peer
+from .peers import (
+    ROLES,
+    Addresses,
+    ChildProcess,
+    CliPeer,
+    PeerError,
+    T,
+    closing_all,
+    require_peer,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -103,7 +112,7 @@ class PyPeer:
 
     def __init__(self, lib: str, role: str, mode: str, url: str, topics: list[bytes]) -> None:
         argv = [sys.executable, "-c", PEER_SCRIPT, lib, role, mode, url, str(6 * T)]
-        self._child = _Child(argv + [t.hex() for t in topics], stdin=True)
+        self._child = ChildProcess(argv + [t.hex() for t in topics], stdin=True)
         try:
             line = self._child.readline(T)
             if line is None:
@@ -135,21 +144,14 @@ class PyPeer:
 
 @pytest.fixture
 def spawn_py() -> Iterator[Callable[..., PyPeer]]:
-    started: list[PyPeer] = []
-
-    def spawn(
+    def start(
         lib: str, role: str, mode: str, url: str, topics: list[bytes] | None = None
     ) -> PyPeer:
         require_peer(lib)
-        peer = PyPeer(lib, role, mode, url, topics or [])
-        started.append(peer)
-        return peer
+        return PyPeer(lib, role, mode, url, topics or [])
 
-    try:
+    with closing_all(start) as spawn:
         yield spawn
-    finally:
-        for peer in reversed(started):
-            peer.close()
 
 
 def _batch_after_syncs(got: list[bytes]) -> list[bytes]:

@@ -35,7 +35,7 @@ import pytest
 
 import purenng
 
-from .peers import Addresses, T, require_peer
+from .peers import Addresses, T, closing_all, require_peer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -153,19 +153,13 @@ class ScriptPeer:
 @pytest.fixture
 def nng_peer() -> Iterator[Callable[..., ScriptPeer]]:
     """Start :data:`PEER_SCRIPT` peers; all are killed at teardown if still running."""
-    started: list[ScriptPeer] = []
 
     def start(**cfg: Any) -> ScriptPeer:
         require_peer(cfg["lib"])
-        peer = ScriptPeer(**cfg)
-        started.append(peer)
-        return peer
+        return ScriptPeer(**cfg)
 
-    try:
-        yield start
-    finally:
-        for peer in started:
-            peer.close()
+    with closing_all(start) as spawn:
+        yield spawn
 
 
 def serve(rep: purenng.Socket, n: int) -> threading.Thread:

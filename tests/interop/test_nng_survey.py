@@ -35,7 +35,7 @@ import pytest
 
 import purenng
 
-from .peers import Addresses, CliPeer, T, require_peer, wait_for
+from .peers import Addresses, CliPeer, T, closing_all, require_peer, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -134,37 +134,13 @@ class PynngPeer:
 @pytest.fixture
 def spawn_pynng() -> Iterator[Callable[..., PynngPeer]]:
     """Start pynng peers; every one still running at teardown is killed."""
-    started: list[PynngPeer] = []
 
-    def spawn(**cfg: Any) -> PynngPeer:
+    def start(**cfg: Any) -> PynngPeer:
         require_peer("pynng")
-        peer = PynngPeer(**cfg)
-        started.append(peer)
-        return peer
+        return PynngPeer(**cfg)
 
-    try:
+    with closing_all(start) as spawn:
         yield spawn
-    finally:
-        for peer in reversed(started):
-            peer.close()
-
-
-@pytest.fixture
-def spawn_tool() -> Iterator[Callable[..., CliPeer]]:
-    """Run nngcat/nanocat; every tool still running at teardown is killed."""
-    started: list[CliPeer] = []
-
-    def spawn(tool: str, *args: str) -> CliPeer:
-        require_peer(tool)
-        peer = CliPeer([tool, *args])
-        started.append(peer)
-        return peer
-
-    try:
-        yield spawn
-    finally:
-        for peer in reversed(started):
-            peer.close()
 
 
 def hexes(items: list[str]) -> list[bytes]:
@@ -280,17 +256,17 @@ def test_purenng_surveyor_tool_respondent(
     tool: str,
     transport: str,
     role: str,
-    spawn_tool: Callable[..., CliPeer],
+    spawn_cli: Callable[..., CliPeer],
     addr: Addresses,
 ) -> None:
     with purenng.Surveyor0(survey_time=T, recv_timeout=T) as s:
         args = ["--hex", "--data", "tool answer"]
         if role == "listen":
             url = s.listen(addr.listen_url(transport)).url
-            cli = spawn_tool(tool, *_flags(tool, "respondent", False, url), *args)
+            cli = spawn_cli(tool, *_flags(tool, "respondent", False, url), *args)
         else:
             url = addr.fixed_url(transport)
-            cli = spawn_tool(tool, *_flags(tool, "respondent", True, url), *args)
+            cli = spawn_cli(tool, *_flags(tool, "respondent", True, url), *args)
             s.dial(url, block=False, reconnect_time_min=0.05)
         wait_for(lambda: len(s.pipes) == 1, "one pipe")
         s.send(b"purenng survey \x00\xff")
@@ -305,7 +281,7 @@ def test_tool_surveyor_purenng_respondent(
     tool: str,
     transport: str,
     role: str,
-    spawn_tool: Callable[..., CliPeer],
+    spawn_cli: Callable[..., CliPeer],
     addr: Addresses,
 ) -> None:
     # nngcat dials before it sends; nanocat connects in the background, and
@@ -316,10 +292,10 @@ def test_tool_surveyor_purenng_respondent(
     with purenng.Respondent0(recv_timeout=0.05, send_timeout=T) as r:
         if role == "listen":
             url = r.listen(addr.listen_url(transport)).url
-            cli = spawn_tool(tool, *_flags(tool, "surveyor", False, url), *args)
+            cli = spawn_cli(tool, *_flags(tool, "surveyor", False, url), *args)
         else:
             url = addr.fixed_url(transport)
-            cli = spawn_tool(tool, *_flags(tool, "surveyor", True, url), *args)
+            cli = spawn_cli(tool, *_flags(tool, "surveyor", True, url), *args)
             r.dial(url, block=False, reconnect_time_min=0.05)
         stop = threading.Event()
         seen: list[bytes] = []

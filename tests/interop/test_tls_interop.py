@@ -32,11 +32,12 @@ from purenng.testing.certs import make_dev_certs
 from .nngpeer import pattern
 from .peers import (
     REQUIRE_ENV,
+    ChildProcess,
     CliPeer,
     NngPeerProcess,
     PeerError,
     T,
-    _Child,
+    closing_all,
     free_tcp_port,
     require_peer,
     wait_for,
@@ -145,7 +146,7 @@ class TlsPeer(NngPeerProcess):
                 argv += [f"--{key.replace('_', '-')}", str(value)]
         self.lib = lib
         self.timeout = timeout
-        self._child = _Child(argv, stdin=True)
+        self._child = ChildProcess(argv, stdin=True)
         try:
             ready = self._reply(timeout)
             if ready.get("event") != "ready":
@@ -158,18 +159,8 @@ class TlsPeer(NngPeerProcess):
 
 @pytest.fixture
 def spawn() -> Iterator[Callable[..., TlsPeer]]:
-    started: list[TlsPeer] = []
-
-    def make(lib: str, proto: str, **opts: Any) -> TlsPeer:
-        peer = TlsPeer(lib, proto, **opts)
-        started.append(peer)
-        return peer
-
-    try:
+    with closing_all(TlsPeer) as make:
         yield make
-    finally:
-        for peer in reversed(started):
-            peer.close()
 
 
 def _connect(

@@ -33,6 +33,7 @@ from .peers import (
     NngPeerProcess,
     PeerError,
     T,
+    closing_all,
     free_tcp_port,
     pattern,
     require_peer,
@@ -132,19 +133,12 @@ def test_nng_push_to_purenng_pull(
 
 @pytest.fixture
 def script_peer() -> Iterator[Callable[..., ScriptPeer]]:
-    started: list[ScriptPeer] = []
-
     def start(**cfg: Any) -> ScriptPeer:
         require_peer(cfg["lib"])
-        peer = ScriptPeer(**cfg)
-        started.append(peer)
-        return peer
+        return ScriptPeer(**cfg)
 
-    try:
-        yield start
-    finally:
-        for peer in started:
-            peer.close()
+    with closing_all(start) as spawn:
+        yield spawn
 
 
 def joined(sock: purenng.Socket, does: str, **peer: Any) -> dict[str, Any]:
@@ -284,18 +278,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
 
 @pytest.fixture
 def spawn_tls() -> Iterator[Callable[..., TlsPeer]]:
-    started: list[TlsPeer] = []
-
-    def make(lib: str, proto: str, **opts: Any) -> TlsPeer:
-        peer = TlsPeer(lib, proto, **opts)
-        started.append(peer)
-        return peer
-
-    try:
+    with closing_all(TlsPeer) as make:
         yield make
-    finally:
-        for peer in reversed(started):
-            peer.close()
 
 
 @pytest.mark.parametrize("role", ROLES)
