@@ -34,7 +34,7 @@ _FIELDS_FILE = ("cert_file", "key_file", "ca_file")
 def _material() -> dict[str, Any]:
     if _state:
         return _state
-    from purenng.testing.certs import make_dev_certs
+    from purenng.certs import make_dev_certs
 
     certs = make_dev_certs()
     d = tempfile.mkdtemp(prefix="purenng-fuzz-tls-")

@@ -700,7 +700,7 @@ def test_command_stdin_roundtrip() -> None:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A development CA, server and client certificates, as files and configs."""
     pytest.importorskip("cryptography")
-    from purenng.testing.certs import make_dev_certs
+    from purenng.certs import make_dev_certs
 
     dev = make_dev_certs()
     paths: dict[str, Any] = dict(dev.write(tmp_path_factory.mktemp("certs")))

@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING
 import pytest
 
 import purenng
-from purenng.testing.certs import make_dev_certs
+from purenng.certs import make_dev_certs
 
 if TYPE_CHECKING:
     from pathlib import Path

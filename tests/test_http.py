@@ -331,7 +331,7 @@ async def test_websockets_client_as_a_browser_would(site: Path) -> None:
 
 
 async def test_https_and_wss_share_a_port(site: Path) -> None:
-    certs = pytest.importorskip("purenng.testing.certs").make_dev_certs()
+    certs = pytest.importorskip("purenng.certs").make_dev_certs()
     async with (
         app(site, tls_config=certs.server_config()) as srv,
         purenng.Pair0(recv_timeout=T) as a,

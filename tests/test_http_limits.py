@@ -26,8 +26,8 @@ from support.waiting import await_for
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from purenng.certs import DevCerts
     from purenng.http.service import Service, _Connection
-    from purenng.testing.certs import DevCerts
 
 #: Generous limit (seconds) for any single wait; only there to stop hangs.
 T = 10.0
@@ -328,7 +328,7 @@ def test_a_head_dripping_one_byte_a_second_is_cut_at_header_timeout(loop: str) -
 def test_a_silent_client_on_a_wss_port_is_cut_at_header_timeout(loop: str) -> None:
     # The TLS handshake (the client never sends its hello) and then the
     # WebSocket upgrade request are both bounded by header_timeout.
-    certs: DevCerts = pytest.importorskip("purenng.testing.certs").make_dev_certs()
+    certs: DevCerts = pytest.importorskip("purenng.certs").make_dev_certs()
 
     async def scenario() -> None:
         cfg = certs.server_config()

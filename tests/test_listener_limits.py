@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import purenng
+from purenng.certs import DevCerts, make_dev_certs
 from purenng.core.errors import BadOption, Timeout
 from purenng.core.sp_stream import FLUSH_AT, WRITE_HIGH, SPStreamPipe
-from purenng.testing.certs import DevCerts, make_dev_certs
 from support.raw_sp import BUS, PUB, PULL, PUSH, REP, REQ, SUB, sp_header
 from support.waiting import await_for
 

@@ -312,7 +312,7 @@ async def test_closed_pipes_are_freed_without_the_cycle_collector(
     The soak saw a TLS listener whose dialer was killed every 20 s grow by
     ~1 MiB per dead pipe until a full collection ran.
     """
-    from purenng.testing.certs import make_dev_certs
+    from purenng.certs import make_dev_certs
 
     opts: dict[str, Any] = {}
     dial_opts: dict[str, Any] = {}

@@ -12,11 +12,11 @@ import pytest
 
 import purenng
 import purenng.stream
+from purenng.certs import DevCerts, make_dev_certs
 from purenng.core import registry as registry_mod
 from purenng.core.byte_stream import Stream, StreamListener
 from purenng.core.hookspecs import hookimpl
 from purenng.core.transport import PipeTransport
-from purenng.testing.certs import DevCerts, make_dev_certs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

@@ -10,7 +10,7 @@ import pytest
 
 import purenng
 import purenng.stream
-from purenng.testing.certs import DevCerts, make_dev_certs
+from purenng.certs import DevCerts, make_dev_certs
 
 if TYPE_CHECKING:
     from purenng.core.byte_stream import Stream

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import purenng
+from purenng.certs import DevCerts, make_dev_certs
 from purenng.core import registry as registry_mod
 from purenng.core.hookspecs import hookimpl
-from purenng.testing.certs import DevCerts, make_dev_certs
 from purenng.tls_config import SSLEngine, TLSConfig, TLSEngine
 from support.waiting import await_for
 

@@ -830,8 +830,8 @@ def test_sharing_a_port_across_loops_is_refused() -> None:
 
 
 async def test_wss_exchange_with_verification(tmp_path: Path) -> None:
-    certs = pytest.importorskip("purenng.testing.certs").make_dev_certs()
-    other = pytest.importorskip("purenng.testing.certs").make_dev_certs()
+    certs = pytest.importorskip("purenng.certs").make_dev_certs()
+    other = pytest.importorskip("purenng.certs").make_dev_certs()
     async with purenng.Pair0(recv_timeout=T) as a, purenng.Pair0(recv_timeout=T) as b:
         lst = await a.alisten("wss://127.0.0.1:0/secure", tls_config=certs.server_config())
         assert lst.url.startswith("wss://127.0.0.1:")
@@ -854,7 +854,7 @@ async def test_wss_exchange_with_verification(tmp_path: Path) -> None:
 def test_wss_on_the_background_loop() -> None:
     # Sockets made outside a loop live on the background loop (uvloop when
     # installed), whose TLS transports must hand over to the pipe as well.
-    certs = pytest.importorskip("purenng.testing.certs").make_dev_certs()
+    certs = pytest.importorskip("purenng.certs").make_dev_certs()
     with purenng.Pair0(recv_timeout=T) as a, purenng.Pair0(recv_timeout=T) as b:
         lst = a.listen("wss://127.0.0.1:0/bg", tls_config=certs.server_config())
         b.dial(lst.url, block=True, tls_config=certs.client_config())
@@ -865,7 +865,7 @@ def test_wss_on_the_background_loop() -> None:
 
 
 async def test_wss_mutual_authentication() -> None:
-    certs = pytest.importorskip("purenng.testing.certs").make_dev_certs()
+    certs = pytest.importorskip("purenng.certs").make_dev_certs()
     server = certs.server_config(auth_mode="required")
     async with purenng.Pair0(recv_timeout=T) as a, purenng.Pair0(recv_timeout=T) as b:
         lst = await a.alisten("wss://127.0.0.1:0/mutual", tls_config=server)

@@ -29,7 +29,7 @@ from support.waiting import await_for
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from purenng.testing.certs import DevCerts
+    from purenng.certs import DevCerts
 
 #: Generous limit (seconds) for any single wait; only there to stop hangs.
 T = 10.0
@@ -70,7 +70,7 @@ def run(loop: str, scenario: Callable[[], Awaitable[None]]) -> None:
 
 @pytest.fixture(scope="module")
 def certs() -> DevCerts:
-    return pytest.importorskip("purenng.testing.certs").make_dev_certs()
+    return pytest.importorskip("purenng.certs").make_dev_certs()
 
 
 class Raw:

@@ -343,7 +343,7 @@ def test_same_recv_timeout_verdict_as_nngcat(proto: str, extra: list[str]) -> No
 def cert_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """CA, server and client certificates written as PEM files."""
     pytest.importorskip("cryptography")
-    from purenng.testing.certs import make_dev_certs
+    from purenng.certs import make_dev_certs
 
     paths = make_dev_certs().write(tmp_path_factory.mktemp("certs"))
     return {name: str(path) for name, path in paths.items()}

@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import purenng
-from purenng.testing.certs import make_dev_certs
+from purenng.certs import make_dev_certs
 
 from .peers import (
     Addresses,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import purenng
-from purenng.testing.certs import make_dev_certs
+from purenng.certs import make_dev_certs
 
 from .nngpeer import pattern
 from .peers import (

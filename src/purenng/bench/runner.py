@@ -260,7 +260,7 @@ def write_certs(directory: str) -> str:
         BenchError: ``cryptography`` is not installed.
     """
     try:
-        from purenng.testing.certs import make_dev_certs
+        from purenng.certs import make_dev_certs
 
         make_dev_certs().write(directory)
     except ImportError as e:

@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Make the files; see the module docstring."""
     try:
-        from ..testing.certs import DEFAULT_HOSTS, CertificateAuthority, make_ca
+        from ..certs import DEFAULT_HOSTS, CertificateAuthority, make_ca
     except ImportError as exc:  # pragma: no cover - import of the module itself is cheap
         print(f"purenng cert: {exc}", file=sys.stderr)
         return 1
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             ca = make_ca(days=max(args.days, 365))
             out.mkdir(parents=True, exist_ok=True)
-            from ..testing.certs import Issued
+            from ..certs import Issued
 
             Issued(ca.cert_pem, ca.key_pem).write(ca_pem, ca_key)
             print(f"made a development CA: {ca_pem} (key {ca_key})")

@@ -576,7 +576,7 @@ class _Soak:
 
     def start(self) -> None:
         if any(t in ("tls", "wss") for t in self.cfg.transports):
-            from purenng.testing.certs import make_dev_certs
+            from purenng.certs import make_dev_certs
 
             self.tls_dir = os.path.join(self.tmp, "certs")
             make_dev_certs().write(self.tls_dir)

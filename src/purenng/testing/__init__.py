@@ -12,7 +12,7 @@
   protocol (built-in or third-party) by hand, with fake pipes and a fake
   clock, no loop, no socket and no sleep (:mod:`purenng.testing.protocol_host`).
 * :func:`make_dev_certs`: a throwaway CA with server and client
-  certificates for TLS tests (:mod:`purenng.testing.certs`, needs
+  certificates for TLS tests (from the public :mod:`purenng.certs`, needs
   ``cryptography``).
 * The pytest plugin (:mod:`purenng.testing.pytest_plugin`, loaded through the
   ``pytest11`` entry point) gives ``purenng_*`` fixtures.
@@ -49,8 +49,8 @@ _LAZY: dict[str, str] = {
     "FakeContext": "purenng.testing.protocol_host",
     "FakePipe": "purenng.testing.protocol_host",
     "FakeProtocolHost": "purenng.testing.protocol_host",
-    "DevCerts": "purenng.testing.certs",
-    "make_dev_certs": "purenng.testing.certs",
+    "DevCerts": "purenng.certs",
+    "make_dev_certs": "purenng.certs",
 }
 
 __all__ = [
@@ -95,8 +95,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .certs import DevCerts as DevCerts
-    from .certs import make_dev_certs as make_dev_certs
+    from ..certs import DevCerts as DevCerts
+    from ..certs import make_dev_certs as make_dev_certs
     from .conformance import CHECKS as CHECKS
     from .conformance import ConformanceError as ConformanceError
     from .conformance import ConformanceReport as ConformanceReport

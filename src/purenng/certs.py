@@ -1,8 +1,11 @@
-"""Throwaway certificates for tests and development (needs ``cryptography``).
+"""Throwaway certificates for development, tests and benchmarks (needs ``cryptography``).
 
-``purenng cert`` and the TLS tests make their certificates here::
+A public module: ``purenng cert``, ``purenng bench`` (its TLS runs),
+``purenng soak`` (tls+tcp and wss) and the TLS tests all make their
+certificates here (:mod:`purenng.testing` re-exports :func:`make_dev_certs`
+and :class:`DevCerts` for test code)::
 
-    from purenng.testing.certs import make_dev_certs
+    from purenng.certs import make_dev_certs
 
     certs = make_dev_certs()                  # a CA, a server and a client certificate
     server = certs.server_config()            # TLSConfig for a listener
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..tls_config import TLSConfig
+    from .tls_config import TLSConfig
 
 __all__ = ["CertificateAuthority", "DevCerts", "Issued", "make_ca", "make_dev_certs"]
 
@@ -235,7 +238,7 @@ class DevCerts:
 
     def server_config(self, **changes: Any) -> TLSConfig:
         """A listener config: the server certificate, trusting the CA for clients."""
-        from ..tls_config import TLSConfig
+        from .tls_config import TLSConfig
 
         fields: dict[str, Any] = {
             "cert_data": self.server.cert_pem,
@@ -247,7 +250,7 @@ class DevCerts:
 
     def client_config(self, **changes: Any) -> TLSConfig:
         """A dialer config: the client certificate, trusting the CA for servers."""
-        from ..tls_config import TLSConfig
+        from .tls_config import TLSConfig
 
         fields: dict[str, Any] = {
             "cert_data": self.client.cert_pem,
