@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .cli.command import Command as Command
 from .core.byte_stream import (
     AsyncioStream as AsyncioStream,
 )
@@ -144,6 +145,7 @@ __all__ = [
     "BytesLike",
     "Channel",
     "Closed",
+    "Command",
     "ConnectionRefused",
     "ConnectionReset",
     "Error",

@@ -67,7 +67,10 @@ from purenng.bench.suite import DEFAULT_MODES, MODES, SuiteConfig, run_suite
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "run"]
+
+#: The one-line help of ``purenng bench`` (see :class:`purenng.cli.command.Command`).
+HELP = "throughput, latency, inproc, import and many-pipe runs vs pynng and pyzmq"
 
 #: Peers compared by default (when installed).
 DEFAULT_PEERS = ("pynng", "pyzmq")

@@ -88,6 +88,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMATS",
+    "HELP",
     "PROTOCOLS",
     "CatConfig",
     "Fatal",
@@ -96,6 +97,9 @@ __all__ = [
     "format_message",
     "run",
 ]
+
+#: The one-line help of ``purenng cat`` (see :class:`purenng.cli.command.Command`).
+HELP = "nngcat-compatible command line client"
 
 #: Protocol flag names -> purenng socket class names.  ``pair`` is resolved
 #: by :func:`configure` (pair1, or pair0 with ``--compat``).

@@ -35,7 +35,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "run"]
+
+#: The one-line help of ``purenng cert`` (see :class:`purenng.cli.command.Command`).
+HELP = "make a development CA and TLS certificates (tls+tcp, wss)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -42,7 +42,10 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["REQUEST_REPLY", "add_arguments", "run"]
+__all__ = ["HELP", "REQUEST_REPLY", "add_arguments", "run"]
+
+#: The one-line help of ``purenng demo`` (see :class:`purenng.cli.command.Command`).
+HELP = "REQ/REP and PUSH/PULL across two processes over tcp"
 
 #: The (requester, replier) socket classes, by name on :mod:`purenng`.
 REQUEST_REPLY = ("Req0", "Rep0")

@@ -3,18 +3,21 @@
 Rules:
 
 * Every entry point of every group (``purenng.transports``,
-  ``purenng.protocols``, ``purenng.tls_engines``) is listed, grouped by
-  kind, with its name (URL scheme, protocol or engine), distribution and
-  version, module and status.  The statuses are
+  ``purenng.protocols``, ``purenng.tls_engines``, ``purenng.commands``) is
+  listed, grouped by kind, with its name (URL scheme, protocol, engine or
+  command), distribution and version, module and status.  The statuses are
   those of :meth:`purenng.core.registry.Registry.describe`: ``loaded``,
   ``available``, ``disabled: why``, ``shadowed: served by ...`` and
-  ``broken: why``.
+  ``broken: why``; commands get the same ones, by the rules of
+  :mod:`purenng.cli.main` (purenng's own win their names, a name two other
+  distributions claim is broken).
 * By default nothing is imported: the listing comes from package metadata
   and ``plugins.toml`` only, so it works even when a plugin would crash.
 * ``--load`` loads every name that is not disabled, one at a time, exactly as
   a socket would on first use.  A name that fails (import error, nothing
   registered, a conflict nobody resolved in ``plugins.toml``) shows as
-  ``broken`` with the error, and the exit status is 1.
+  ``broken`` with the error, and the exit status is 1.  Commands are
+  imported too (``loaded``, or ``broken`` with the import error).
 * The configuration files in effect (lowest precedence first), the merged
   settings and the environment variables that steer the registry are shown
   too, because "why is my plugin not used?" is nearly always answered there.
@@ -40,7 +43,10 @@ if TYPE_CHECKING:
     from ..core.config import PluginConfig
     from ..core.registry import PluginStatus, Registry
 
-__all__ = ["ENV_VARS", "add_arguments", "collect", "run"]
+__all__ = ["ENV_VARS", "HELP", "add_arguments", "collect", "run"]
+
+#: The one-line help of ``purenng plugins`` (see :class:`purenng.cli.command.Command`).
+HELP = "list transport, protocol and command plugins and their status"
 
 #: The environment variables that steer the registry, with what each does.
 ENV_VARS: dict[str, str] = {
@@ -52,7 +58,12 @@ ENV_VARS: dict[str, str] = {
     "XDG_CONFIG_HOME": "where the user file is looked for (default ~/.config)",
 }
 
-_KIND_TITLES = {"transport": "Transports", "protocol": "Protocols", "tls_engine": "TLS engines"}
+_KIND_TITLES = {
+    "transport": "Transports",
+    "protocol": "Protocols",
+    "tls_engine": "TLS engines",
+    "command": "Commands",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +109,48 @@ def _load_all(reg: Registry, statuses: list[PluginStatus]) -> dict[tuple[str, st
         except Exception as exc:  # a diagnostic tool reports whatever a plugin throws
             errors[key] = str(exc) or type(exc).__name__
     return errors
+
+
+def _commands(cfg: PluginConfig, load: bool) -> list[dict[str, str]]:
+    """Every ``purenng.commands`` entry point: kind, group, name, dist, module, status, detail."""
+    from .command import GROUP
+    from .main import CommandError, choose_command, find_commands, load_command
+
+    out: list[dict[str, str]] = []
+    for name, entries in find_commands().items():
+        winner, problem = None, ""
+        try:
+            winner = choose_command(name, entries, cfg)
+        except CommandError as exc:
+            problem = str(exc)
+        for e in entries:
+            where = None if e.builtin else cfg.is_disabled(e.dist, name)
+            status, detail = "available", ""
+            if where is not None:
+                status, detail = "disabled", f"disabled by {where}"
+            elif winner is None:
+                status, detail = "broken", problem
+            elif e is not winner:
+                status, detail = "shadowed", f"served by {winner.plugin_id}"
+            elif load:
+                try:
+                    load_command(e)
+                except CommandError as exc:
+                    status, detail = "broken", exc.detail
+                else:
+                    status = "loaded"
+            out.append(
+                {
+                    "kind": "command",
+                    "group": GROUP,
+                    "name": name,
+                    "distribution": e.dist,
+                    "module": e.value,
+                    "status": status,
+                    "detail": detail,
+                }
+            )
+    return out
 
 
 def _config_facts(cfg: PluginConfig) -> dict[str, Any]:
@@ -154,6 +207,9 @@ def collect(config: str | None = None, load: bool = False) -> dict[str, Any]:
                 "detail": detail,
             }
         )
+    plugins.extend(
+        {**c, "version": _version(c["distribution"], versions)} for c in _commands(reg.config, load)
+    )
     return {
         "purenng_version": __version__,
         "loaded_all": load,
@@ -179,11 +235,12 @@ def _table(rows: list[list[str]]) -> list[str]:
 def format_text(facts: dict[str, Any]) -> str:
     """The human-readable listing."""
     from ..core.registry import GROUPS
+    from .command import GROUP
 
     lines = [f"purenng {facts['purenng_version']} plugins"]
     if not facts["loaded_all"]:
         lines.append("(nothing imported; add --load to load each plugin and find broken ones)")
-    for kind, group in GROUPS.items():
+    for kind, group in {**GROUPS, "command": GROUP}.items():
         lines.append("")
         lines.append(f"{_KIND_TITLES[kind]} (entry-point group {group}):")
         rows = [["NAME", "DISTRIBUTION", "MODULE", "STATUS"]]
@@ -241,4 +298,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_text(facts))
     broken = [p for p in facts["plugins"] if p["status"] == "broken"]
-    return 1 if broken else 0
+    return 1 if broken and args.load else 0

@@ -42,7 +42,10 @@ if TYPE_CHECKING:
 
     from ..core.socket import Socket
 
-__all__ = ["ECHO", "PRINT", "add_arguments", "run"]
+__all__ = ["ECHO", "HELP", "PRINT", "add_arguments", "run"]
+
+#: The one-line help of ``purenng serve`` (see :class:`purenng.cli.command.Command`).
+HELP = "static files, REST and SP-over-WebSocket on one HTTP port"
 
 #: Protocols that answer every message with itself.
 ECHO = ("rep0", "respondent0", "pair0", "pair1", "bus0")

@@ -1,8 +1,8 @@
 """The soak's command line: ``python -m purenng.soak`` (``make soak``).
 
-It has the shape of a ``purenng`` subcommand module (``add_arguments`` and
-``run``), so ``purenng soak`` needs only its line in
-:data:`purenng.cli.main.SUBCOMMANDS`.  Exit status: 0 when the soak passed,
+It is a ``purenng`` command module (:class:`purenng.cli.command.Command`:
+``HELP``, ``add_arguments`` and ``run``), so ``purenng soak`` needs only its
+entry point in the ``purenng.commands`` group.  Exit status: 0 when the soak passed,
 1 when it failed (loss on a reliable path, corruption, a hang, unbounded
 growth, a crashed child), 2 for a bad command line.
 """
@@ -16,7 +16,10 @@ import sys
 
 from .runner import TRANSPORTS, SoakConfig, SoakResult, print_summary, run_soak
 
-__all__ = ["add_arguments", "main", "run"]
+__all__ = ["HELP", "add_arguments", "main", "run"]
+
+#: The one-line help of ``purenng soak`` (see :class:`purenng.cli.command.Command`).
+HELP = "mixed traffic over every transport with peer restarts: loss, hangs, growth"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
