@@ -38,6 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests fuzz
 	$(BIN)/ruff format --check src tests fuzz
 
+# mypy --strict over src and tests (the files of [tool.mypy] in pyproject.toml).
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

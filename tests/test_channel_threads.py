@@ -117,7 +117,12 @@ def test_many_threads_lose_nothing_and_respect_the_window(
     proto.channel = ch
     # Grant the first credit on the loop, as a socket does once it is built.
     done = threading.Event()
-    loop_thread.call_soon_threadsafe(lambda: (ch.send_ready(), done.set()))
+
+    def grant() -> None:
+        ch.send_ready()
+        done.set()
+
+    loop_thread.call_soon_threadsafe(grant)
     assert done.wait(10)
 
     run_senders(ch)

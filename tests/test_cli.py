@@ -83,12 +83,13 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[
 
 
 def entry(facts: dict[str, Any], kind: str, name: str, dist: str = "purenng") -> dict[str, Any]:
-    (found,) = [
+    found: list[dict[str, Any]] = [
         p
         for p in facts["plugins"]
         if (p["kind"], p["name"], p["distribution"]) == (kind, name, dist)
     ]
-    return found
+    (entry,) = found
+    return entry
 
 
 # ---------------------------------------------------------------- purenng plugins

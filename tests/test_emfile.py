@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
@@ -186,7 +186,9 @@ def test_out_of_descriptors_backs_off_and_recovers(
         for c in clients:
             c.close()
         clients.clear()
-        opts = {"tls_config": certs.client_config()} if scheme.startswith("tls") else {}
+        opts: dict[str, Any] = (
+            {"tls_config": certs.client_config()} if scheme.startswith("tls") else {}
+        )
         with purenng.Req0(recv_timeout=T, send_timeout=T, **opts) as req:
             req.dial(bound, block=False)
             req.send(b"still there?")

@@ -100,7 +100,7 @@ def test_compat_ca_files_must_be_names() -> None:
     import purenng.compat.pynng as pynng
 
     with pytest.raises(ValueError, match="ca_files"):
-        pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT, ca_files=[1, 2])._to_purenng()
+        pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT, ca_files=[1, 2])._to_purenng()  # type: ignore[list-item]
 
 
 def test_ipc_abstract_names_with_surrogates() -> None:

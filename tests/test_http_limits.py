@@ -347,8 +347,9 @@ def test_a_silent_client_on_a_wss_port_is_cut_at_header_timeout(loop: str) -> No
 
 def test_limits_are_checked() -> None:
     for name in ("max_pipelined", "max_connections", "send_timeout"):
+        zero: dict[str, Any] = {name: 0}
         with pytest.raises(purenng.BadOption, match=name):
-            Server("127.0.0.1", 0, **{name: 0})
+            Server("127.0.0.1", 0, **zero)
     kw: dict[str, Any] = {"max_pipelined": 5, "max_connections": 6, "send_timeout": 7.0}
     limits = Server("127.0.0.1", 0, **kw)._limits
     assert (limits.max_pipelined, limits.max_connections, limits.send_timeout) == (5, 6, 7.0)

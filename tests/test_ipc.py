@@ -13,7 +13,7 @@ import stat
 import struct
 import sys
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,6 +26,7 @@ from purenng.core.errors import (
     NotSupported,
 )
 from purenng.transports.ipc import MAX_PATH_BYTES, PeerCredentials
+from support.pipes import stream_pipe
 from support.raw_sp import PAIR0, PULL, PUSH, RawSP
 from support.waiting import wait_for
 
@@ -324,7 +325,7 @@ def test_permissions_refused_for_abstract() -> None:
 def _sndbuf_of_pipes(sock: purenng.Socket) -> list[int]:
     out = []
     for pipe in sock.pipes:
-        raw = pipe.extra("socket")
+        raw = stream_pipe(pipe).extra("socket")
         out.append(raw.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
     return out
 
@@ -346,7 +347,7 @@ def test_buffer_size_applies_to_both_ends(tmp_path: Path, explicit: bool) -> Non
     if wmem_max is None or wmem_max < 2 * 212992:
         pytest.skip(f"net.core.wmem_max is {wmem_max}: the kernel would cap any larger buffer")
     size = 512 * 1024 if explicit else DEFAULT_BUFFER_SIZE
-    opts = {"ipc_buffer_size": size} if explicit else {}
+    opts: dict[str, Any] = {"ipc_buffer_size": size} if explicit else {}
     url = _url(tmp_path)
     with (
         purenng.Pair0(listen=url, recv_timeout=T, **opts) as a,

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -234,7 +234,7 @@ def test_idle_timeout_per_endpoint_overrides_the_socket() -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def _pull(url: str, **options: object) -> purenng.Socket:
+def _pull(url: str, **options: Any) -> purenng.Socket:
     """A PULL that takes one message and then stops reading, with small ipc buffers.
 
     UNIX socket buffers do not grow (tcp's autotune to megabytes), so once a

@@ -254,6 +254,7 @@ def test_sp_handshake_timeout_default_and_validation() -> None:
     with purenng.Pair0() as s:
         assert s.sp_handshake_timeout == 10.0
         assert s.max_pipes == 0
+        bad: Any
         for bad in (0, -1, None, "1"):
             with pytest.raises(BadOption):
                 s.sp_handshake_timeout = bad

@@ -167,7 +167,11 @@ def test_describe_lists_builtins_without_importing_them() -> None:
     + [("protocol", n) for n in sorted(BUILTIN_PROTOCOLS)],
 )
 def test_every_builtin_registers_its_name(kind: str, name: str) -> None:
-    (ep,) = [e for e in entry_points(group=GROUPS[kind], name=name) if e.dist.name == "purenng"]
+    (ep,) = [
+        e
+        for e in entry_points(group=GROUPS[kind], name=name)
+        if e.dist is not None and e.dist.name == "purenng"
+    ]
     assert importlib.util.find_spec(ep.value) is not None, f"{ep.value} is declared but missing"
     reg = Registry(load_config())
     if kind == "transport":
@@ -308,12 +312,13 @@ def test_misspelled_hookimpl_is_reported(site: FakeSite) -> None:
 
 
 def test_register_module_without_a_distribution() -> None:
+    class MyTCP(TCPTransport):
+        schemes = ("mytcp",)
+
     class Plugin:
         @purenng.plugin.hookimpl
         def purenng_register_transports(self, registry: Registry) -> None:
-            t = TCPTransport()
-            t.schemes = ("mytcp",)
-            registry.add_transport(t)
+            registry.add_transport(MyTCP())
 
     reg = Registry(load_config())
     reg.register_module(Plugin(), "test:Plugin")

@@ -140,8 +140,11 @@ def plugins_json(tmp_path: Path, *args: str, **env: str) -> dict[str, Any]:
 
 
 def tcpx_entry(facts: dict[str, Any]) -> dict[str, Any]:
-    (found,) = [p for p in facts["plugins"] if (p["kind"], p["name"]) == ("transport", "tcpx")]
-    return found
+    found: list[dict[str, Any]] = [
+        p for p in facts["plugins"] if (p["kind"], p["name"]) == ("transport", "tcpx")
+    ]
+    (entry,) = found
+    return entry
 
 
 @pytest.mark.slow

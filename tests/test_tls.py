@@ -22,6 +22,7 @@ from purenng.certs import DevCerts, make_dev_certs
 from purenng.core import registry as registry_mod
 from purenng.core.hookspecs import hookimpl
 from purenng.tls_config import SSLEngine, TLSConfig, TLSEngine
+from support.pipes import stream_pipe
 from support.waiting import await_for
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ async def test_pair0_exchange_and_peer_details(certs: DevCerts) -> None:
         assert await a.arecv() == b"hello over tls"
         await a.asend(b"x" * 300_000)
         assert await b.arecv() == b"x" * 300_000
-        pb = b.pipes[0]
+        pb = stream_pipe(b.pipes[0])
         assert pb.transport == "tls+tcp"
         assert pb.extra("tls_version") in ("TLSv1.2", "TLSv1.3")
         # The dialer verified the server: its certificate is there.
@@ -115,7 +116,7 @@ async def test_pair0_exchange_and_peer_details(certs: DevCerts) -> None:
         assert (("commonName", "localhost"),) in cert["subject"]
         assert pb.remote_address[1] == a.listeners[0].port
         # The listener asked for no client certificate (NNG's default).
-        pa = a.pipes[0]
+        pa = stream_pipe(a.pipes[0])
         assert pa.peer_certificate is None
         assert pa.extra("tls_verified") is False
 
@@ -218,7 +219,7 @@ async def test_wrong_host_and_server_name(certs: DevCerts) -> None:
     # server_name overrides the URL's host, for verification and SNI.
     a, b = await _pair(server, certs.client_config(server_name="example.org"))
     async with a, b:
-        assert b.pipes[0].extra("tls_peer_cn") == "example.org"
+        assert stream_pipe(b.pipes[0]).extra("tls_peer_cn") == "example.org"
 
 
 async def test_dialer_without_verification(certs: DevCerts, other: DevCerts) -> None:
@@ -228,7 +229,7 @@ async def test_dialer_without_verification(certs: DevCerts, other: DevCerts) -> 
         async with a, b:
             await b.asend(b"unverified")
             assert await a.arecv() == b"unverified"
-            assert b.pipes[0].extra("tls_verified") is False
+            assert stream_pipe(b.pipes[0]).extra("tls_verified") is False
 
 
 async def test_default_dialer_uses_system_trust(certs: DevCerts) -> None:
@@ -243,7 +244,7 @@ async def test_mutual_auth_required(certs: DevCerts) -> None:
     async with a, b:
         await b.asend(b"mutual")
         assert await a.arecv() == b"mutual"
-        pa = a.pipes[0]
+        pa = stream_pipe(a.pipes[0])
         assert pa.extra("tls_verified") is True
         assert pa.extra("tls_peer_cn") == "purenng client"
         assert pa.peer_certificate is not None
@@ -279,7 +280,7 @@ async def test_mutual_auth_optional(certs: DevCerts, other: DevCerts) -> None:
     async with a, b:
         await b.asend(b"known")
         assert await a.arecv() == b"known"
-        assert a.pipes[0].extra("tls_peer_cn") == "purenng client"
+        assert stream_pipe(a.pipes[0]).extra("tls_peer_cn") == "purenng client"
     # A certificate that is presented must still verify.
     err = await _dial_error(
         server, other.client_config(ca_data=certs.ca.cert_pem), certs.client_config()
@@ -724,7 +725,7 @@ def test_cert_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         b.dial(lst.url, block=True, tls_config=client)
         b.send(b"made by purenng cert")
         assert a.recv() == b"made by purenng cert"
-        assert a.pipes[0].extra("tls_peer_cn") == "purenng client"
+        assert stream_pipe(a.pipes[0]).extra("tls_peer_cn") == "purenng client"
     old = (out / "server.pem").read_bytes()
     assert main(["cert", "-o", str(out), "--force"]) == 0
     assert (out / "server.pem").read_bytes() != old

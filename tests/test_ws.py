@@ -319,7 +319,7 @@ def test_client_handshake_eof() -> None:
 # ---------------------------------------------------------------- pure codec: framing
 
 
-def _pair(**kw: int) -> tuple[codec.WSCodec, codec.WSCodec]:
+def _pair(**kw: Any) -> tuple[codec.WSCodec, codec.WSCodec]:
     return codec.WSCodec(client=True, **kw), codec.WSCodec(client=False, **kw)
 
 

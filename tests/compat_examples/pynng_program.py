@@ -123,7 +123,12 @@ def callbacks(workdir):
         wait_for(lambda: len(s0.pipes) == 0, "pipe removal")
 
         refused = []
-        s0.add_pre_pipe_connect_cb(lambda p: (refused.append(p.id), p.close()))
+
+        def refuse(pipe):
+            refused.append(pipe.id)
+            pipe.close()
+
+        s0.add_pre_pipe_connect_cb(refuse)
         with pynng.Pair0() as s2:
             s2.dial(addr, block=False)
             wait_for(lambda: refused, "a refused pipe")

@@ -64,7 +64,7 @@ class PipeWatch:
         self.errors.append(getattr(pipe, "error", None))
 
 
-async def fresh_exchange(pull: purenng.Pull0, url: str) -> None:
+async def fresh_exchange(pull: purenng.Socket, url: str) -> None:
     """A new purenng peer still gets a message through ``pull``."""
     async with purenng.Push0(dial=url, send_timeout=T) as push:
         await push.asend(b"fresh")
@@ -75,7 +75,7 @@ async def fresh_exchange(pull: purenng.Pull0, url: str) -> None:
                     return
 
 
-async def recv_increasing(pull: purenng.Pull0, n: int, after: int = -1) -> int:
+async def recv_increasing(pull: purenng.Socket, n: int, after: int = -1) -> int:
     """Receive ``n`` messages whose numbers only increase; the last number."""
     last = after
     for _ in range(n):
@@ -228,7 +228,7 @@ async def test_random_corruption_reqrep(seed: int) -> None:
                 await server
 
 
-async def push_until(push: purenng.Push0, done: asyncio.Future[Any]) -> int:
+async def push_until(push: purenng.Socket, done: asyncio.Future[Any]) -> int:
     """Push numbered messages until ``done``; messages lost with a broken pipe are resent
     as new numbers, so the receiver sees increasing numbers with gaps."""
     i = 0

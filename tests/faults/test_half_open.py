@@ -70,7 +70,7 @@ async def echo_server(url: str, **options: Any) -> Any:
 
 
 async def _stalled_request_is_answered(
-    req: purenng.Req0, proxy: FaultProxy, removed: Removed
+    req: purenng.Socket, proxy: FaultProxy, removed: Removed
 ) -> BaseException | None:
     await req.asend(b"one")
     assert await req.arecv() == b"re:one"

@@ -126,7 +126,7 @@ async def test_pull_from_peer(transport: str, lib: str, role: str, ipc_dir: str)
                     record(proxy.stats(), messages=N)
 
 
-async def _pull_all(pull: purenng.Pull0) -> None:
+async def _pull_all(pull: purenng.Socket) -> None:
     for i in range(N):
         seq, ok = check(await pull.arecv())
         assert ok, f"message {i} (seq {seq}) damaged"
@@ -156,7 +156,7 @@ def test_requests_to_peer(transport: str, lib: str, role: str, ipc_dir: str) -> 
                 record(proxy.stats(), messages=2 * N)
 
 
-def _ask_all(req: purenng.Req0) -> None:
+def _ask_all(req: purenng.Socket) -> None:
     for i in range(N):
         q = make(i, SIZES[i % len(SIZES)])
         req.send(q)
@@ -188,7 +188,7 @@ def test_requests_from_peer(transport: str, lib: str, role: str, ipc_dir: str) -
                 record(proxy.stats(), messages=2 * N)
 
 
-def _answer_all(rep: purenng.Rep0) -> None:
+def _answer_all(rep: purenng.Socket) -> None:
     for i in range(N):
         q = rep.recv()
         seq, ok = check(q)

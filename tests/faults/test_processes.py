@@ -165,7 +165,7 @@ def test_rep_server_restart(lib: str) -> None:
         record(messages=2 * answered, server_restarts=3)
 
 
-def _ask(req: purenng.Req0, seq: int) -> bytes:
+def _ask(req: purenng.Socket, seq: int) -> bytes:
     req.send(make(seq, 64))
     return req.recv()
 
@@ -186,7 +186,8 @@ async def test_rep_restart_with_contexts() -> None:
                 ctx = req.new_context()
                 try:
                     await ctx.asend(make(k, 64))
-                    return await ctx.arecv()
+                    got: bytes = await ctx.arecv()
+                    return got
                 finally:
                     ctx.close()
 

@@ -23,9 +23,12 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nngpeer import NngPeer, PynngPeer, emit, error_text, handle
+if TYPE_CHECKING:  # type-checked as part of the tests package, run as a script
+    from interop.nngpeer import NngPeer, PynngPeer, emit, error_text, handle
+else:
+    from nngpeer import NngPeer, PynngPeer, emit, error_text, handle
 
 
 def _read(path: str | None) -> str | None:

@@ -82,6 +82,7 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
 
 def _connect(where: int | str, rcvbuf: int | None, timeout: float) -> tuple[socket.socket, bool]:
     """A socket connected to ``where``, and whether it speaks ipc framing."""
+    address: tuple[str, int] | str
     if isinstance(where, int):
         family, address, ipc = socket.AF_INET, ("127.0.0.1", where), False
     elif where.startswith("tcp://"):
