@@ -22,6 +22,7 @@ import pytest
 
 import purenng
 import purenng.core.errors
+import purenng.plugin
 import purenng.core.socket_classes
 from purenng.core.socket import Socket
 
@@ -158,6 +159,10 @@ def _module_file(name: str) -> Path:
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
+#: purenng.plugin's names and the modules they are loaded from.
+_DOOR: dict[str, str] = purenng.plugin._EXPORTS
+
+
 def _imports(path: Path, module: str) -> set[str]:
     """Absolute names of everything ``path`` imports (TYPE_CHECKING blocks too)."""
     tree = ast.parse(path.read_text(), str(path))
@@ -174,6 +179,11 @@ def _imports(path: Path, module: str) -> set[str]:
                 target = f"{prefix}.{node.module}" if node.module else prefix
             else:
                 target = node.module or ""
+            if target == "purenng.plugin" and module != target:
+                # The plugin door loads each name from its own module on
+                # first use: importing a name from it imports that module.
+                found.update(f"purenng.{_DOOR[alias.name]}" for alias in node.names)
+                continue
             found.add(target)
             # "from . import x" may name submodules.
             found.update(f"{target}.{alias.name}" for alias in node.names)
@@ -212,6 +222,10 @@ def test_import_walker_sees_imports() -> None:
     assert "asyncio" in found
     assert "purenng.core.sp_codec" in found
     assert "purenng.core.errors" in found
+    # A name taken from the lazy plugin door counts as its defining module.
+    found = _imports(SRC / "transports" / "_ws_codec.py", "purenng.transports._ws_codec")
+    assert "purenng.core.errors" in found
+    assert "purenng.plugin" not in found
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)
