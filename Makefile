@@ -38,9 +38,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests fuzz
 	$(BIN)/ruff format --check src tests fuzz
 
-# mypy --strict over src and tests (the files of [tool.mypy] in pyproject.toml).
+# mypy --strict over src and tests (the files of [tool.mypy] in pyproject.toml),
+# then pyright's check that the public API is completely typed (it finds the
+# editable install through the venv's python, hence the PATH).
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pyright --verifytypes purenng --ignoreexternal
 
 check: lint typecheck test
 

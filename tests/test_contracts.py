@@ -22,8 +22,8 @@ import pytest
 
 import purenng
 import purenng.core.errors
-import purenng.plugin
 import purenng.core.socket_classes
+import purenng.plugin
 from purenng.core.socket import Socket
 
 SRC = Path(purenng.__file__).resolve().parent

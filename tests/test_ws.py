@@ -91,7 +91,9 @@ async def http_exchange(port: int | None, request: bytes) -> tuple[bytes, bytes]
 class RawWS:
     """A raw WebSocket client: own upgrade request, frames via websockets' sans-I/O layer."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes):
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.head = head

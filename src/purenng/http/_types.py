@@ -60,7 +60,9 @@ class HTTPError(Exception):
         headers: Extra response headers.
     """
 
-    def __init__(self, status: int, message: str = "", headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, message: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         self.status = status
         self.message: str = message or status_phrase(status) or f"HTTP {status}"
         self.headers: dict[str, str] = dict(headers or {})
