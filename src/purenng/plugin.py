@@ -12,6 +12,11 @@ A third-party transport or protocol needs nothing else from purenng::
     def purenng_register_transports(registry):
         registry.add_transport(FooTransport())
 
+a declaration of the plugin API it is written for (the registry refuses a
+plugin for another major version, or a newer minor, naming both)::
+
+    PURENNG_PLUGIN_API = "1.0"          # purenng.plugin.API_VERSION when written
+
 and one entry point in its ``pyproject.toml``::
 
     [project.entry-points."purenng.transports"]
@@ -63,6 +68,7 @@ if TYPE_CHECKING:
     from .core.pipe import next_id as next_id
     from .core.protocol import Protocol as Protocol
     from .core.protocol import ProtocolHost as ProtocolHost
+    from .core.registry import API_VERSION as API_VERSION
     from .core.registry import Registry as Registry
     from .core.stream_server import AsyncioStreamListener as AsyncioStreamListener
     from .core.stream_server import listening_socket as listening_socket
@@ -81,6 +87,7 @@ if TYPE_CHECKING:
 
 #: Exported name -> the module (under ``purenng``) that defines it.
 _EXPORTS: dict[str, str] = {
+    "API_VERSION": "core.registry",
     "Command": "cli.command",
     "AsyncioStream": "core.byte_stream",
     "Stream": "core.byte_stream",
@@ -146,6 +153,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "API_VERSION",
     "SOCKET_OPTIONS",
     "TLS_CONFIG_OPTION",
     "URL",

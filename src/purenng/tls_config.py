@@ -67,6 +67,9 @@ __all__ = [
     "tls_config_value",
 ]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 #: The accepted ``auth_mode`` values.
 AUTH_MODES = ("none", "optional", "required")
 #: The engine used when neither the config nor plugins.toml names one.

@@ -5,7 +5,8 @@ Rules:
 * Every entry point of every group (``purenng.transports``,
   ``purenng.protocols``, ``purenng.tls_engines``, ``purenng.commands``) is
   listed, grouped by kind, with its name (URL scheme, protocol, engine or
-  command), distribution and version, module and status.  The statuses are
+  command), distribution and version, module, the plugin API it declares
+  (``PURENNG_PLUGIN_API``; known once loaded: add ``--load``) and status.  The statuses are
   those of :meth:`purenng.core.registry.Registry.describe`: ``loaded``,
   ``available``, ``disabled: why``, ``shadowed: served by ...`` and
   ``broken: why``; commands get the same ones, by the rules of
@@ -205,6 +206,7 @@ def collect(config: str | None = None, load: bool = False) -> dict[str, Any]:
                 "module": st.value,
                 "status": status,
                 "detail": detail,
+                "api": st.api,
             }
         )
     plugins.extend(
@@ -243,12 +245,13 @@ def format_text(facts: dict[str, Any]) -> str:
     for kind, group in {**GROUPS, "command": GROUP}.items():
         lines.append("")
         lines.append(f"{_KIND_TITLES[kind]} (entry-point group {group}):")
-        rows = [["NAME", "DISTRIBUTION", "MODULE", "STATUS"]]
+        rows = [["NAME", "DISTRIBUTION", "MODULE", "API", "STATUS"]]
         for p in facts["plugins"]:
             if p["kind"] != kind:
                 continue
             dist = f"{p['distribution']} {p['version']}".rstrip()
-            rows.append([p["name"], dist, p["module"], _status_text(p)])
+            api = p.get("api") or ("-" if p["status"] == "loaded" else "")
+            rows.append([p["name"], dist, p["module"], api, _status_text(p)])
         if len(rows) == 1:
             lines.append("  (none installed)")
         else:

@@ -16,6 +16,12 @@ Rules:
 * ``PURENNG_DISABLE_PLUGIN_AUTOLOAD=1`` loads only purenng's own entry points
   and those ``plugins.toml`` lists under ``[plugins] enabled``.
 * ``PURENNG_TRACE_PLUGINS=1`` traces loads and hook calls to stderr.
+* A plugin module declares the plugin API it was written for as
+  ``PURENNG_PLUGIN_API = "MAJOR.MINOR"`` (:data:`API_VERSION` is this
+  purenng's).  A different major, or a newer minor than this purenng offers,
+  is refused before the plugin registers anything: the error names the
+  plugin, its version and the one this purenng has.  A plugin that declares
+  none is taken as written for the current major.
 
 Theory of operation (on the first use of name X in group G):
 
@@ -53,7 +59,56 @@ if TYPE_CHECKING:
     from .protocol import Protocol
     from .transport import Transport
 
-__all__ = ["GROUPS", "PluginStatus", "Registry", "configure_plugins", "get_registry"]
+__all__ = [
+    "API_VERSION",
+    "GROUPS",
+    "PluginStatus",
+    "Registry",
+    "check_api_version",
+    "configure_plugins",
+    "get_registry",
+]
+
+#: The plugin API this purenng offers (``purenng.plugin.API_VERSION``):
+#: MAJOR changes when something a plugin may use changes incompatibly, MINOR
+#: when something is added.
+API_VERSION: str = "1.0"
+
+
+def _parse_api(value: str) -> tuple[int, int]:
+    major, dot, minor = value.partition(".")
+    if not (dot and major.isdigit() and minor.isdigit()):
+        raise ValueError(f"expected 'MAJOR.MINOR' such as {API_VERSION!r}, got {value!r}")
+    return int(major), int(minor)
+
+
+def check_api_version(module: object, plugin_id: str) -> str | None:
+    """The plugin API ``module`` declares (``PURENNG_PLUGIN_API``), if compatible.
+
+    Returns:
+        The declared version, or None when the module declares none.
+
+    Raises:
+        PluginError: the declaration is malformed, names another major
+            version, or a minor version newer than this purenng's.
+    """
+    declared = getattr(module, "PURENNG_PLUGIN_API", None)
+    if declared is None:
+        return None
+    have = _parse_api(API_VERSION)
+    try:
+        if not isinstance(declared, str):
+            raise ValueError(f"expected a string such as {API_VERSION!r}, got {declared!r}")
+        want = _parse_api(declared)
+    except ValueError as exc:
+        raise PluginError(f"plugin {plugin_id}: bad PURENNG_PLUGIN_API: {exc}") from None
+    if want[0] != have[0] or want[1] > have[1]:
+        raise PluginError(
+            f"plugin {plugin_id} is written for purenng plugin API {declared}; this purenng "
+            f"has {API_VERSION} (it needs {have[0]}.x, at most {API_VERSION})"
+        )
+    return declared
+
 
 #: Entry-point groups, by kind.
 GROUPS = {
@@ -88,6 +143,8 @@ class PluginStatus:
     value: str
     status: str
     detail: str = ""
+    #: The plugin API the plugin declares, once loaded ("" before, or none declared).
+    api: str = ""
 
 
 def _dist_name(ep: EntryPoint) -> str:
@@ -119,6 +176,8 @@ class Registry:
         self._broken: dict[tuple[str, str], tuple[str, str]] = {}  # -> (plugin id, cause)
         self._loading: str | None = None
         self._loading_dist: str | None = None
+        #: The plugin API each registered plugin declared (None: none declared).
+        self.api_versions: dict[str, str | None] = {}
         self.pm.hook.purenng_register_transports.call_historic(kwargs={"registry": self})
         self.pm.hook.purenng_register_protocols.call_historic(kwargs={"registry": self})
         self.pm.hook.purenng_register_tls_engines.call_historic(kwargs={"registry": self})
@@ -358,7 +417,8 @@ class Registry:
                 self.register_module(module, plugin_id, dist)
             except PluginError as exc:
                 err = exc.__cause__
-                self._broken[(kind, name)] = (plugin_id, f"{type(err).__name__}: {err}")
+                cause = str(exc) if err is None else f"{type(err).__name__}: {err}"
+                self._broken[(kind, name)] = (plugin_id, cause)
                 raise
             if name not in table:
                 cause = f"plugin {plugin_id} did not register {kind} {name!r}"
@@ -379,6 +439,7 @@ class Registry:
         with self._lock:
             if self.pm.is_registered(module):
                 return
+            self.api_versions[plugin_id] = check_api_version(module, plugin_id)
             self._loading, self._loading_dist = plugin_id, dist
             try:
                 self.pm.register(module, name=plugin_id)
@@ -417,7 +478,8 @@ class Registry:
                     continue
                 owner = self._owner.get((kind, ep.name))
                 if ep.name in table and owner == plugin_id:
-                    out.append(PluginStatus(kind, ep.name, dist, ep.value, "loaded"))
+                    api = self.api_versions.get(plugin_id) or ""
+                    out.append(PluginStatus(kind, ep.name, dist, ep.value, "loaded", api=api))
                 elif ep.name in table and owner is not None:
                     out.append(
                         PluginStatus(

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RECV_BUFFER", "SEND_BUFFER", "Bus0Protocol"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 #: Messages queued per pipe behind the pipe's own buffer (NNG's send-buffer
 #: default for BUS, wire-protocols.md §1.4 "BUS").
 SEND_BUFFER = 16

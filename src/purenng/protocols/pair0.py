@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Pair0Protocol"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 
 class Pair0Protocol(Protocol):
     """PAIR v0."""

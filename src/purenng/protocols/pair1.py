@@ -74,6 +74,9 @@ if TYPE_CHECKING:
 
 __all__ = ["POLY_QUEUE", "Pair1Protocol"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 log: logging.Logger = logging.getLogger("purenng")
 
 #: Messages queued per pipe in polyamorous mode behind the pipe's own buffer

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Pull0Protocol", "Push0Protocol"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 
 class Push0Protocol(Protocol):
     """PUSH v0."""

@@ -92,6 +92,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RECV_BUFFER", "SEND_BUFFER", "Pub0Protocol", "Sub0Context", "Sub0Protocol"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 #: Messages queued per pipe behind the pipe's own buffer (NNG's PUB
 #: send-buffer default, wire-protocols.md §1.4 "PUB / SUB").
 SEND_BUFFER = 16

@@ -105,6 +105,9 @@ if TYPE_CHECKING:
 
 __all__ = ["XREP_QUEUE", "Rep0Protocol", "Req0Protocol", "backtrace_length"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 #: Messages a raw REP queues per pipe behind the pipe's own buffer (NNG: 64).
 XREP_QUEUE = 64
 

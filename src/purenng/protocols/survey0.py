@@ -122,6 +122,9 @@ __all__ = [
     "backtrace_length",
 ]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 #: Surveys queued per pipe behind the pipe's own buffer by a cooked surveyor
 #: (NNG's send-buffer default for SURVEYOR, wire-protocols.md §1.4, §3.1).
 SEND_BUFFER = 8

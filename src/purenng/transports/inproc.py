@@ -75,6 +75,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HIGH_WATER", "LOW_WATER", "InprocPipe", "InprocTransport"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 log: logging.Logger = logging.getLogger("purenng")
 
 #: A pipe stops being writable when its peer holds this many undelivered messages.

@@ -90,6 +90,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_PATH_BYTES", "IPCTransport", "PeerCredentials"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 _LINUX = sys.platform.startswith("linux")
 _HAS_AF_UNIX = hasattr(socket, "AF_UNIX")
 

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TCPTransport", "bind_listener", "connect"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 _FAMILY = {"tcp": socket.AF_UNSPEC, "tcp4": socket.AF_INET, "tcp6": socket.AF_INET6}
 #: Listen backlog; the kernel caps it at ``somaxconn``.
 BACKLOG = 4096

@@ -72,6 +72,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TLSTransport", "tls_error", "tls_extras"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 log: logging.Logger = logging.getLogger("purenng")
 
 #: Seconds allowed for the TLS handshake unless ``tls_handshake_timeout`` says otherwise.

@@ -134,6 +134,9 @@ if TYPE_CHECKING:
 
 __all__ = ["WSURL", "WSPipe", "WSStream", "WSTransport", "parse_ws_url"]
 
+#: The purenng plugin API this module is written for (purenng.plugin.API_VERSION).
+PURENNG_PLUGIN_API: str = "1.0"
+
 log: logging.Logger = logging.getLogger("purenng")
 
 #: Seconds for the connection and upgrade unless ``ws_handshake_timeout`` says otherwise.
