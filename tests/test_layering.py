@@ -155,6 +155,43 @@ def test_builtin_plugins_use_only_the_plugin_api(package: str) -> None:
     assert not wrong, "built-in plugins reaching past purenng.plugin:\n" + "\n".join(wrong)
 
 
+PLUGIN_DISTS = Path(__file__).resolve().parent.parent / "plugins"
+
+
+def _plugin_sources() -> list[Path]:
+    return sorted(PLUGIN_DISTS.glob("*/src/**/*.py"))
+
+
+def test_plugin_distributions_use_only_the_plugin_api() -> None:
+    """The packages under plugins/ are written as an outside author writes one."""
+    sources = _plugin_sources()
+    assert sources, f"no plugin distribution sources under {PLUGIN_DISTS}"
+    wrong: list[str] = []
+    for path in sources:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+                if node.module == "purenng":  # "from purenng import core" reaches in too
+                    names += [
+                        f"purenng.{a.name}"
+                        for a in node.names
+                        if (SRC / a.name).is_dir() or (SRC / f"{a.name}.py").exists()
+                    ]
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            where = f"{path.relative_to(PLUGIN_DISTS)}:{node.lineno}"
+            wrong.extend(
+                f"{where}: imports {name}"
+                for name in names
+                if name.split(".")[0] == "purenng" and name not in ("purenng", "purenng.plugin")
+            )
+    assert not wrong, "plugin distributions reaching past purenng.plugin:\n" + "\n".join(wrong)
+
+
 def test_the_checker_sees_function_level_and_type_checking_imports(tmp_path: Path) -> None:
     """The walk must find imports at any depth, or the tests above prove nothing."""
     found = imports_of(SRC / "core" / "endpoint.py")
