@@ -35,7 +35,6 @@ and ``ipc/ipc.c``.
 
 from __future__ import annotations
 
-import functools
 import struct
 from typing import TYPE_CHECKING
 
@@ -51,9 +50,10 @@ __all__ = [
     "BigBufferPool",
     "SPDecoder",
     "encode_handshake",
+    "encode_ipc_prefix",
+    "encode_length",
     "frame_prefix",
     "parse_handshake",
-    "prefix_encoder",
 ]
 
 #: Size of the SP connection header (wire-protocols.md §2.1).
@@ -83,6 +83,12 @@ _LEN = struct.Struct(">Q")
 _IPC_LEN = struct.Struct(">BQ")
 _unpack_len = _LEN.unpack_from
 _unpack_ipc = _IPC_LEN.unpack_from
+
+#: ``n -> bytes``: the 8-byte big-endian length prefix of a message of ``n``
+#: bytes.  A bound ``struct`` method, so the send path pays one C call for it.
+encode_length: Callable[[int], bytes] = _LEN.pack
+#: ``(IPC_MSG_TYPE, n) -> bytes``: ipc's 9-byte prefix (type byte, then length).
+encode_ipc_prefix: Callable[[int, int], bytes] = _IPC_LEN.pack
 
 
 def encode_handshake(protocol_id: int) -> bytes:
@@ -114,17 +120,7 @@ def parse_handshake(data: bytes | bytearray | memoryview) -> int:
 
 def frame_prefix(length: int, ipc: bool = False) -> bytes:
     """The length prefix for a message of ``length`` bytes."""
-    return _IPC_LEN.pack(IPC_MSG_TYPE, length) if ipc else _LEN.pack(length)
-
-
-def prefix_encoder(ipc: bool = False) -> Callable[[int], bytes]:
-    """The function that encodes length prefixes for one pipe: ``n -> bytes``.
-
-    :func:`frame_prefix` with ``ipc`` decided once per pipe instead of once
-    per message: the encoder is a bound ``struct`` method (tcp) or a
-    ``functools.partial`` of one (ipc), so the send path pays one C call.
-    """
-    return functools.partial(_IPC_LEN.pack, IPC_MSG_TYPE) if ipc else _LEN.pack
+    return encode_ipc_prefix(IPC_MSG_TYPE, length) if ipc else encode_length(length)
 
 
 class BigBufferPool:

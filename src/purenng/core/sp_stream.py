@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Closed, Error, ProtocolError, Timeout
 from .pipe import Pipe
-from .sp_codec import BIG_BODY, SPDecoder, encode_handshake, prefix_encoder
+from .sp_codec import (
+    BIG_BODY,
+    IPC_MSG_TYPE,
+    SPDecoder,
+    encode_handshake,
+    encode_ipc_prefix,
+    encode_length,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -90,7 +97,7 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         self._self_id = self_id
         self._on_ready = on_ready
         self._on_failed = on_failed
-        self._prefix = prefix_encoder(ipc)
+        self._ipc: bool = ipc
         self.decoder: SPDecoder = SPDecoder(
             self._handshake, self._message, recv_max_size=recv_max_size, ipc=ipc
         )
@@ -229,7 +236,10 @@ class SPStreamPipe(Pipe, asyncio.BufferedProtocol):
         self.msgs_out += 1
         self.bytes_out += n
         wbuf = self._wbuf
-        wbuf += self._prefix(n)
+        if self._ipc:
+            wbuf += encode_ipc_prefix(IPC_MSG_TYPE, n)
+        else:
+            wbuf += encode_length(n)
         if header:
             wbuf += header
         if n >= BIG_BODY:
