@@ -105,15 +105,15 @@ def test_defaults(sock: purenng.Socket) -> None:
 
 @pytest.mark.parametrize("name", ["bogus", "recvtimeout", "Recv_Timeout", "_recv_timeout"])
 def test_unknown_option(name: str) -> None:
-    with pytest.raises(BadOption, match="unknown option"):
+    with pytest.raises(BadOption, match="has no option"):
         purenng.Pair0(**{name: 1})  # type: ignore[arg-type]
 
 
 def test_unknown_attribute(sock: purenng.Socket) -> None:
-    with pytest.raises(BadOption, match="unknown option"):
-        sock.bogus = 1
+    with pytest.raises(BadOption, match="has no option"):
+        sock.bogus = 1  # type: ignore[attr-defined]
     with pytest.raises(AttributeError):
-        sock.bogus  # noqa: B018
+        sock.bogus  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_recv_timeout_attribute_takes_effect(sock: purenng.Socket) -> None:
@@ -153,7 +153,7 @@ def test_tcp_option_bad_value(sock: purenng.Socket, value: Any) -> None:
 
 @pytest.mark.parametrize("name", ["tcp_foo", "tcp_", "nosuchtransport_opt", "ipc_nodelay"])
 def test_unknown_prefixed_option(name: str) -> None:
-    with pytest.raises(BadOption, match="unknown option"):
+    with pytest.raises(BadOption, match="has no option"):
         purenng.Pair0(**{name: True})  # type: ignore[arg-type]
 
 

@@ -14,18 +14,23 @@ protocol reports the earliest deadline of all its contexts).  The protocol's
 context object is called on the socket's loop only; methods it exposes
 through ``context_methods`` (SUB ``subscribe``...) are carried there from
 other threads by this class, and return once they have run.
+
+``Req0``, ``Surveyor0`` and ``Sub0`` make the subclasses :class:`ReqContext`,
+:class:`SurveyorContext` and :class:`SubContext`, which declare those
+options and methods for type checkers (a ``Context`` made by
+``Socket("req0")`` reaches the same ones at run time).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from .bridge import bridge, running_loop
 from .channel import Channel
-from .errors import NotSupported
+from .errors import BadOption, NotSupported
 from .loop import run_sync
 from .message import Message
-from .options import validate
+from .options import Option, unknown_option, validate
 from .pipe import next_id
 
 if TYPE_CHECKING:
@@ -34,7 +39,7 @@ if TYPE_CHECKING:
     from .message import BytesLike
     from .socket import Socket
 
-__all__ = ["Context"]
+__all__ = ["Context", "ReqContext", "SubContext", "SurveyorContext"]
 
 
 class Context:
@@ -52,10 +57,10 @@ class Context:
         if factory is None:
             raise NotSupported(f"{sock.protocol_cls.name} sockets have no contexts")
         sock._check_open()
-        self.id = next_id()
-        self.socket = sock
-        self.closed = False
-        self.channel = Channel(
+        self.id: int = next_id()
+        self.socket: Socket = sock
+        self.closed: bool = False
+        self.channel: Channel = Channel(
             sock.loop,
             recv_capacity=max(1, sock.options["recv_buffer"]),
             name=f"context {self.id} of {sock.protocol_cls.name} socket {sock.id}",
@@ -71,27 +76,51 @@ class Context:
         # Closing the socket closes its contexts (their waiters get Closed).
         sock._contexts.add(self)
 
-    def __getattr__(self, name: str) -> Any:
-        # Per-context protocol options (REQ ``resend_time``...) live on the
-        # protocol's context object, which lists them in ``option_specs``;
-        # its methods (SUB ``subscribe``...) are listed in ``context_methods``.
-        impl = self.__dict__.get("_impl")
-        if name in getattr(impl, "option_specs", ()):
-            return getattr(impl, name)
-        if name in getattr(impl, "context_methods", ()):
-            value = getattr(impl, name)
-            if callable(value):
-                return self._on_loop(value, name)
-            return value
-        raise AttributeError(f"{type(self).__name__} has no attribute or option {name!r}")
+    def _option_specs(self) -> Any:
+        return getattr(self.__dict__.get("_impl"), "option_specs", None) or {}
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        impl = self.__dict__.get("_impl")
-        specs = getattr(impl, "option_specs", None)
-        if specs and name in specs:
-            setattr(impl, name, validate(specs[name], value))
-        else:
-            object.__setattr__(self, name, value)
+    def _get_option(self, name: str) -> Any:
+        """A per-context protocol option, read from the protocol's context object."""
+        if name not in self._option_specs():
+            raise self._unknown_option(name)
+        return getattr(self._impl, name)
+
+    def _set_option(self, name: str, value: Any) -> None:
+        """Validate and set a per-context protocol option."""
+        spec = self._option_specs().get(name)
+        if spec is None:
+            raise self._unknown_option(name)
+        setattr(self._impl, name, validate(spec, value))
+
+    def _unknown_option(self, name: str) -> BadOption:
+        known = [*self._option_specs(), "recv_timeout", "send_timeout"]
+        return unknown_option(type(self).__name__, name, known)
+
+    # Hidden from type checkers, so that a misspelt attribute is a type error;
+    # the subclasses declare their protocol's options and methods.
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # Per-context protocol options (REQ ``resend_time``...) live on the
+            # protocol's context object, which lists them in ``option_specs``;
+            # its methods (SUB ``subscribe``...) are listed in ``context_methods``.
+            impl = self.__dict__.get("_impl")
+            if name in getattr(impl, "option_specs", ()):
+                return getattr(impl, name)
+            if name in getattr(impl, "context_methods", ()):
+                value = getattr(impl, name)
+                if callable(value):
+                    return self._on_loop(value, name)
+                return value
+            raise AttributeError(f"{type(self).__name__} has no attribute or option {name!r}")
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            impl = self.__dict__.get("_impl")
+            specs = getattr(impl, "option_specs", None)
+            if specs and name in specs:
+                setattr(impl, name, validate(specs[name], value))
+            else:
+                object.__setattr__(self, name, value)
 
     def _on_loop(self, fn: Callable[..., Any], what: str) -> Callable[..., Any]:
         """``fn`` made callable from any thread: it runs on the socket's loop."""
@@ -165,8 +194,48 @@ class Context:
         self._impl.close()
         self.socket._contexts.discard(self)
 
-    def __enter__(self) -> Context:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ReqContext(Context):
+    """A REQ context: one request outstanding, resent after its own ``resend_time``."""
+
+    resend_time: Option[float | None] = Option()
+
+
+class SurveyorContext(Context):
+    """A SURVEYOR context: one survey running, for its own ``survey_time``."""
+
+    survey_time: Option[float | None] = Option()
+
+
+class SubContext(Context):
+    """A SUB context: its own subscriptions, queue size and ``prefer_new``."""
+
+    prefer_new: Option[bool] = Option()
+    recv_buffer: Option[int] = Option()
+
+    def subscribe(self, topic: bytes | str) -> None:
+        """Receive messages whose body starts with ``topic`` (``str``: UTF-8).
+
+        Applied on the socket's loop before returning; callable from any thread.
+        """
+        self.socket._call_on_loop(self._impl.subscribe, (topic,), "subscribe")
+
+    def unsubscribe(self, topic: bytes | str) -> None:
+        """Undo :meth:`subscribe`; queued messages that no longer match go.
+
+        Raises:
+            BadOption: ``topic`` is not subscribed.
+        """
+        self.socket._call_on_loop(self._impl.unsubscribe, (topic,), "unsubscribe")
+
+    @property
+    def topics(self) -> list[bytes]:
+        """The subscribed topics, in the order they were added."""
+        topics: list[bytes] = self._impl.topics
+        return topics

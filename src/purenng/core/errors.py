@@ -62,8 +62,13 @@ class BadAddress(Error, ValueError):
     """A URL or address is malformed or not usable here (NNG_EADDRINVAL)."""
 
 
-class BadOption(Error, ValueError):
-    """An option name is unknown or its value is invalid (NNG_EINVAL)."""
+class BadOption(Error, ValueError, AttributeError):
+    """An option name is unknown or its value is invalid (NNG_EINVAL).
+
+    It is also an :class:`AttributeError`, since options are attributes: a
+    misspelt ``sock.recv_timout`` fails as any unknown attribute does (and
+    ``getattr(sock, name, default)`` gives the default).
+    """
 
 
 class BadState(Error):

@@ -16,29 +16,42 @@ Who declares what:
 
 A bad value raises :class:`~purenng.core.errors.BadOption` naming the option,
 the value and what was expected.
+
+On the socket classes (and contexts) each option a user may set is declared
+as an :class:`Option` attribute, so type checkers know its type and refuse
+a misspelt name; the descriptor reads and writes through the owner's option
+machinery, with the same validation.  An unknown name raises ``BadOption``
+(an ``AttributeError`` too) naming the closest valid option
+(:func:`unknown_option`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, overload
 
 from .errors import BadOption
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "ENDPOINT_OPTIONS",
     "SOCKET_OPTIONS",
+    "Option",
+    "OptionHost",
     "OptionSpec",
     "boolean",
+    "declared_options",
     "duration",
     "integer",
     "string",
+    "unknown_option",
     "validate",
 ]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,82 @@ def validate(spec: OptionSpec, value: Any) -> Any:
         return spec.check(value)
     except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: float(10**400)
         raise BadOption(f"bad value {value!r} for option {spec.name!r}: {exc}") from None
+
+
+class OptionHost(Protocol):
+    """What an :class:`Option` attribute needs from its owner (a socket, a context)."""
+
+    def _get_option(self, name: str) -> Any: ...
+
+    def _set_option(self, name: str, value: Any) -> None: ...
+
+
+class Option(Generic[T]):
+    """An option declared as a typed attribute: ``recv_timeout: Option[float | None]``.
+
+    On an instance, reading gives the option's value and writing validates
+    and applies it, exactly as the owner's ``_get_option``/``_set_option``
+    do (a socket's: same checks, applied to the protocol on the socket's
+    loop before returning).  On the class it is the descriptor itself, with
+    its ``name``.
+
+    ``T`` is the type read back; a write takes the same type (a checker also
+    lets an ``int`` through where a ``float`` is expected, as the validators do).
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self) -> None:
+        self.name: str = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, obj: OptionHost, objtype: type[Any] | None = None) -> T: ...
+
+    def __get__(self, obj: OptionHost | None, objtype: type[Any] | None = None) -> Self | T:
+        if obj is None:
+            return self
+        value: T = obj._get_option(self.name)
+        return value
+
+    def __set__(self, obj: OptionHost, value: T) -> None:
+        obj._set_option(self.name, value)
+
+    def __repr__(self) -> str:
+        return f"<option {self.name!r}>"
+
+
+def declared_options(cls: type[Any]) -> frozenset[str]:
+    """The names whose attribute on ``cls`` (its own or a base's) is an :class:`Option`."""
+    seen: dict[str, object] = {}
+    for k in cls.__mro__:
+        for n, v in vars(k).items():
+            seen.setdefault(n, v)  # the first class in the MRO wins, as for lookups
+    return frozenset(n for n, v in seen.items() if isinstance(v, Option))
+
+
+def unknown_option(
+    owner: str, name: str, known: Iterable[str], elsewhere: Iterable[str] = ()
+) -> BadOption:
+    """The error for an option ``owner`` does not have.
+
+    It names the classes in ``elsewhere`` that have it (``"Push0 has no
+    option 'resend_time' (an option of Req0)"``), or else the closest of
+    ``known``: ``"Req0 has no option 'recv_timout'; did you mean 'recv_timeout'?"``
+    """
+    others = sorted(set(elsewhere))
+    if others:
+        return BadOption(f"{owner} has no option {name!r} (an option of {', '.join(others)})")
+    import difflib  # the error path only: keeps it out of ``import purenng``
+
+    close = difflib.get_close_matches(name, sorted(set(known)), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return BadOption(f"{owner} has no option {name!r}{hint}")
 
 
 def duration(*, allow_none: bool = True, minimum: float = 0.0) -> Callable[[Any], float | None]:

@@ -34,7 +34,7 @@ import asyncio
 import logging
 import weakref
 from asyncio import _get_running_loop
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from .admission import PipeAdmission
 from .bridge import acall, bridge, running_loop
@@ -49,7 +49,15 @@ from .errors import (
 )
 from .loop import _FORK_ADVICE, current_loop, on_fork_in_child, run_sync
 from .message import Message
-from .options import ENDPOINT_OPTIONS, SOCKET_OPTIONS, OptionSpec, validate
+from .options import (
+    ENDPOINT_OPTIONS,
+    SOCKET_OPTIONS,
+    Option,
+    OptionSpec,
+    declared_options,
+    unknown_option,
+    validate,
+)
 from .pipe import PipeEvent, next_id
 from .protocol import ProtocolTimer, has_timer
 from .registry import get_registry
@@ -59,6 +67,7 @@ from .url import parse_url
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..tls_config import TLSConfig
     from .context import Context
     from .endpoint import Dialer, Listener
     from .message import BytesLike
@@ -70,6 +79,7 @@ if TYPE_CHECKING:
 __all__ = ["PipeEvent", "Socket"]
 
 T = TypeVar("T")
+C = TypeVar("C", bound="Context")
 
 log = logging.getLogger("purenng")
 
@@ -107,6 +117,8 @@ class Socket:
     """
 
     protocol_name: ClassVar[str | None] = None
+    #: The names of the class's Option attributes (set for each subclass).
+    _option_attrs: ClassVar[frozenset[str]] = frozenset()
 
     # Set in __init__ through __dict__ (attribute writes are option writes).
     id: int
@@ -129,6 +141,37 @@ class Socket:
     _send_timeout: float | None
     _timer: ProtocolTimer | None
     _admission: PipeAdmission
+
+    # Options, as typed attributes (see ``_get_option``/``_set_option``).
+    # Socket options (SOCKET_OPTIONS):
+    recv_timeout: Option[float | None] = Option()
+    send_timeout: Option[float | None] = Option()
+    recv_max_size: Option[int] = Option()
+    recv_buffer: Option[int] = Option()
+    send_buffer: Option[int] = Option()
+    reconnect_time_min: Option[float] = Option()
+    reconnect_time_max: Option[float] = Option()
+    name: Option[str] = Option()
+    linger: Option[float] = Option()
+    recv_idle_timeout: Option[float | None] = Option()
+    max_pipes: Option[int] = Option()
+    sp_handshake_timeout: Option[float] = Option()
+    # The built-in transports' options, passed on to the socket's endpoints
+    # (a plugin transport's are reached at run time only, see __getattr__):
+    tcp_nodelay: Option[bool] = Option()
+    tcp_keepalive: Option[bool] = Option()
+    ipc_permissions: Option[int | None] = Option()
+    ipc_buffer_size: Option[int | None] = Option()
+    tls_config: Option[TLSConfig | None] = Option()
+    tls_handshake_timeout: Option[float] = Option()
+    ws_recv_frame_max: Option[int] = Option()
+    ws_send_frame_max: Option[int] = Option()
+    ws_request_headers: Option[dict[str, str] | None] = Option()
+    ws_response_headers: Option[dict[str, str] | None] = Option()
+    ws_ping_interval: Option[float | None] = Option()
+    ws_handshake_timeout: Option[float] = Option()
+    ws_protocol: Option[str | None] = Option()
+    # Protocol options are declared on the classes of socket_classes.
 
     def __init__(
         self,
@@ -198,6 +241,10 @@ class Socket:
             self.close()
             raise
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._option_attrs = declared_options(cls)
+
     def _constructor_endpoint(self, url: str, *, listen: bool) -> None:
         """``listen=``/``dial=`` given to the constructor.
 
@@ -221,15 +268,37 @@ class Socket:
             spec = self._registry.option_spec(name)
         return spec
 
+    def _known_options(self) -> set[str]:
+        """Every option name this socket takes that is known now (for suggestions)."""
+        known = set(type(self)._option_attrs) | set(self._specs)
+        for t in list(getattr(self._registry, "_transports", {}).values()):
+            known.update(getattr(t, "option_specs", ()))
+        return known
+
+    def _unknown_option(self, name: str) -> BadOption:
+        # The socket classes that declare it (Req0's resend_time set on a Push0).
+        classes, elsewhere = [Socket], set()
+        while classes:
+            for sub in classes.pop().__subclasses__():
+                classes.append(sub)
+                if name in sub._option_attrs and not isinstance(self, sub):
+                    elsewhere.add(sub.__name__)
+        return unknown_option(type(self).__name__, name, self._known_options(), elsewhere)
+
+    def _get_option(self, name: str) -> Any:
+        """An option's value; a transport option not set here reads as its default."""
+        try:
+            return self.options[name]
+        except KeyError:
+            return self._spec(name).default
+
     def _set_option(self, name: str, value: Any, initial: bool = False) -> None:
         if name.startswith("_") or name in ("raw", "dial", "listen"):
-            raise BadOption(f"unknown option {name!r}")
+            raise self._unknown_option(name)
         try:
             spec = self._spec(name)
         except BadOption:
-            raise BadOption(
-                f"unknown option {name!r} for a {self.protocol_cls.name} socket"
-            ) from None
+            raise self._unknown_option(name) from None
         v = validate(spec, value)
         if not initial and name in self.protocol_cls.option_specs:
             self._protocol.check_option(name, v)
@@ -249,17 +318,34 @@ class Socket:
         self._protocol.set_option(name, value)
         self._update_timer()
 
-    def __getattr__(self, name: str) -> Any:
-        opts = self.__dict__.get("options")
-        if opts is not None and name in opts:
-            return opts[name]
-        raise AttributeError(f"{type(self).__name__!s} has no attribute or option {name!r}")
+    # Hidden from type checkers, so that a misspelt option is a type error:
+    # the declared options are descriptors and need neither method.
+    if not TYPE_CHECKING:
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in type(self).__dict__ or any(name in k.__dict__ for k in type(self).__mro__):
-            object.__setattr__(self, name, value)
-            return
-        self._set_option(name, value)
+        def __getattr__(self, name: str) -> Any:
+            # Only names the class does not have: an option the class does
+            # not declare (a plugin transport's ``foo_window``, a plugin
+            # protocol's option on ``Socket("...")``), else a BadOption (an
+            # AttributeError) naming the closest valid option.
+            opts = self.__dict__.get("options")
+            if opts is None or name.startswith("_"):
+                raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+            if name in opts:
+                return opts[name]
+            try:
+                return self._spec(name).default
+            except BadOption:
+                raise self._unknown_option(name) from None
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            # A declared option goes straight where its descriptor's __set__
+            # would; another class attribute (a property...) is set as usual;
+            # anything else is an option the class does not declare, or a typo.
+            cls = type(self)
+            if name not in cls._option_attrs and hasattr(cls, name):
+                object.__setattr__(self, name, value)
+            else:
+                self._set_option(name, value)
 
     # ------------------------------------------------------------ protocol host
 
@@ -530,11 +616,13 @@ class Socket:
 
     # ------------------------------------------------------------ contexts
 
-    def new_context(self) -> Any:
+    def new_context(self) -> Context:
         """A new :class:`~purenng.core.context.Context` on this socket.
 
         The context is made on the socket's loop (its protocol state lives
         there), so from another thread this is one round trip to the loop.
+        ``Req0``, ``Surveyor0`` and ``Sub0`` return a subclass with their
+        context options and methods.
 
         Raises:
             NotSupported: the protocol has no contexts (NNG: ENOTSUP).
@@ -542,16 +630,18 @@ class Socket:
         """
         from .context import Context
 
+        return self._new_context(Context)
+
+    def _new_context(self, cls: type[C]) -> C:
+        """A new context of class ``cls``, made on the socket's loop."""
         self._check_open()
         if running_loop() is self.loop or self.loop.is_closed():
-            return Context(self)
-        return run_sync(self.loop, self._anew_context(), "new_context")
+            return cls(self)
+        return run_sync(self.loop, self._anew_context(cls), "new_context")
 
-    async def _anew_context(self) -> Context:
-        from .context import Context
-
+    async def _anew_context(self, cls: type[C]) -> C:
         self._check_open()  # closed while the request crossed threads
-        return Context(self)
+        return cls(self)
 
     # ------------------------------------------------------------ stats
 
@@ -685,13 +775,13 @@ class Socket:
             except (asyncio.CancelledError, Exception):
                 pass
 
-    def __enter__(self) -> Socket:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> Socket:
+    async def __aenter__(self) -> Self:
         setup, self.__dict__["_setup"] = self._setup, []
         try:
             for t in setup:
@@ -717,6 +807,8 @@ class Socket:
         except Exception:
             pass
 
+
+Socket._option_attrs = declared_options(Socket)
 
 #: Every socket not yet garbage collected, for :func:`_after_fork`.
 _live_sockets: weakref.WeakSet[Socket] = weakref.WeakSet()

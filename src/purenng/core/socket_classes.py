@@ -2,12 +2,19 @@
 
 Each is a :class:`~purenng.core.socket.Socket` bound to a protocol *name*;
 the protocol itself is found through the registry when a socket is made, so
-this module imports no protocol code.
+this module imports no protocol code.  Each declares its protocol's options
+(``Req0.resend_time``...) as typed :class:`~purenng.core.options.Option`
+attributes, next to the socket options every class has; a test checks that
+they match the protocol's ``option_specs``.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from .context import ReqContext, SubContext, SurveyorContext
 from .errors import NotSupported
+from .options import Option
 from .socket import Socket
 
 __all__ = [
@@ -28,37 +35,46 @@ __all__ = [
 class Pair0(Socket):
     """PAIR v0: one peer, both directions, no header (nanomsg compatible)."""
 
-    protocol_name = "pair0"
+    protocol_name: ClassVar[str | None] = "pair0"
 
 
 class Pair1(Socket):
     """PAIR v1: one peer (or many with ``polyamorous=True``), hop-counted."""
 
-    protocol_name = "pair1"
+    protocol_name: ClassVar[str | None] = "pair1"
+
+    ttl_max: Option[int] = Option()
+    polyamorous: Option[bool] = Option()
 
 
 class Push0(Socket):
     """PUSH: round-robin to pullers, with back-pressure."""
 
-    protocol_name = "push0"
+    protocol_name: ClassVar[str | None] = "push0"
 
 
 class Pull0(Socket):
     """PULL: fair-queued receive from pushers."""
 
-    protocol_name = "pull0"
+    protocol_name: ClassVar[str | None] = "pull0"
 
 
 class Pub0(Socket):
     """PUB: broadcast to subscribers."""
 
-    protocol_name = "pub0"
+    protocol_name: ClassVar[str | None] = "pub0"
 
 
 class Sub0(Socket):
     """SUB: receive what matches the subscribed prefixes."""
 
-    protocol_name = "sub0"
+    protocol_name: ClassVar[str | None] = "sub0"
+
+    prefer_new: Option[bool] = Option()
+
+    def new_context(self) -> SubContext:
+        """A new :class:`~purenng.core.context.SubContext`, with no subscriptions."""
+        return self._new_context(SubContext)
 
     def subscribe(self, topic: bytes | str) -> None:
         """Receive messages whose body starts with ``topic`` (``str``: UTF-8).
@@ -84,31 +100,49 @@ class Sub0(Socket):
 class Req0(Socket):
     """REQ: send requests, receive replies."""
 
-    protocol_name = "req0"
+    protocol_name: ClassVar[str | None] = "req0"
+
+    ttl_max: Option[int] = Option()
+    resend_time: Option[float | None] = Option()
+
+    def new_context(self) -> ReqContext:
+        """A new :class:`~purenng.core.context.ReqContext` (its own ``resend_time``)."""
+        return self._new_context(ReqContext)
 
 
 class Rep0(Socket):
     """REP: receive requests, send replies."""
 
-    protocol_name = "rep0"
+    protocol_name: ClassVar[str | None] = "rep0"
+
+    ttl_max: Option[int] = Option()
 
 
 class Surveyor0(Socket):
     """SURVEYOR: broadcast a survey, collect responses until a deadline."""
 
-    protocol_name = "surveyor0"
+    protocol_name: ClassVar[str | None] = "surveyor0"
+
+    survey_time: Option[float | None] = Option()
+    ttl_max: Option[int] = Option()
+
+    def new_context(self) -> SurveyorContext:
+        """A new :class:`~purenng.core.context.SurveyorContext` (its own ``survey_time``)."""
+        return self._new_context(SurveyorContext)
 
 
 class Respondent0(Socket):
     """RESPONDENT: answer surveys."""
 
-    protocol_name = "respondent0"
+    protocol_name: ClassVar[str | None] = "respondent0"
+
+    ttl_max: Option[int] = Option()
 
 
 class Bus0(Socket):
     """BUS: every message to every directly connected peer."""
 
-    protocol_name = "bus0"
+    protocol_name: ClassVar[str | None] = "bus0"
 
 
 def _sub_call(sock: Socket, what: str, topic: bytes | str) -> None:
