@@ -29,6 +29,7 @@ one module.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from aioquic.quic.connection import QuicConnection
@@ -41,6 +42,12 @@ if TYPE_CHECKING:
     from aioquic.quic.stream import QuicStream
 
 __all__ = ["SPQuicConnection"]
+
+# aioquic logs every connection error of its peers at WARNING on the "quic"
+# logger; with no logging set up, Python would print those to stderr.  A
+# library stays quiet by default: the errors reach the application as
+# purenng errors, and handlers configured on the root logger still get them.
+logging.getLogger("quic").addHandler(logging.NullHandler())
 
 #: Room a MAX_STREAM_DATA frame needs: type, stream id, limit (varints).
 _MAX_STREAM_DATA_FRAME_CAPACITY = 1 + 8 + 8
