@@ -107,6 +107,8 @@ class QuicStreamTransport(asyncio.Transport):
                 assert isinstance(p, asyncio.BufferedProtocol)
                 buf = memoryview(p.get_buffer(len(chunk)))
                 n = min(len(buf), len(chunk))
+                if n == 0:
+                    break  # the protocol takes nothing now (it failed, or is closing)
                 buf[:n] = chunk[:n]
                 if n == len(chunk):
                     inbox.popleft()
