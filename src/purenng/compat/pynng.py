@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from ..core.pipe import Pipe as CorePipe
     from ..core.pipe import PipeEvent
     from ..core.socket import Socket as CoreSocket
+    from ..core.socket_classes import Sub0 as CoreSub0
 
 #: The pynng release whose API this module presents.
 PYNNG_API_VERSION = "0.9.0"
@@ -1852,6 +1853,8 @@ class Sub0(Socket):
     """
 
     _protocol = "sub0"
+    #: ``_open_core`` makes a :class:`purenng.Sub0` for ``"sub0"``.
+    _sock: CoreSub0
 
     def __init__(self, *, topics: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -95,7 +95,7 @@ class TLSError(ProtocolError):
 
     def __init__(self, message: str, reason: str = "", verify_code: int | None = None) -> None:
         super().__init__(message)
-        self.reason = reason or message
+        self.reason: str = reason or message
         self.verify_code = verify_code
 
 

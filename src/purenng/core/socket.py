@@ -81,7 +81,7 @@ __all__ = ["PipeEvent", "Socket"]
 T = TypeVar("T")
 C = TypeVar("C", bound="Context")
 
-log = logging.getLogger("purenng")
+log: logging.Logger = logging.getLogger("purenng")
 
 
 _STAT_NAMES = (
