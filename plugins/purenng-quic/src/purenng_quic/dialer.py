@@ -120,7 +120,26 @@ async def dial(
         infos = await loop.getaddrinfo(hp.host, hp.port, family=family, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
         raise BadAddress(f"{url.raw!r}: cannot resolve {hp.host!r}: {exc.strerror}") from exc
-    af, _, _, _, addr = infos[0]
+    # Each address in turn (localhost may be ::1 first while the listener is
+    # on 127.0.0.1): a refusal (ICMP) moves on at once, anything else is final.
+    addresses: list[tuple[int, Any]] = []
+    for info in infos:
+        if (info[0], info[4]) not in addresses:
+            addresses.append((info[0], info[4]))
+    refused: ConnectionRefused | None = None
+    for af, addr in addresses:
+        try:
+            return await _dial_address(url, hp, af, addr, tls, options)
+        except ConnectionRefused as exc:
+            refused = exc
+    assert refused is not None  # getaddrinfo returns at least one address
+    raise refused
+
+
+async def _dial_address(
+    url: URL, hp: HostPort, af: int, addr: Any, tls: TLSConfig, options: dict[str, Any]
+) -> QuicStream:
+    loop = asyncio.get_running_loop()
     server_name = tls.server_hostname(hp.host)
     configuration = client_configuration(
         tls,
