@@ -33,8 +33,10 @@ def main() -> int:
         purenng.Rep0(recv_timeout=T, tls_config=certs.server_config()) as rep,
         purenng.Req0(recv_timeout=T, tls_config=certs.client_config()) as req,
     ):
-        lst = rep.listen("quic6://[::1]:0") if "--ipv6" in sys.argv else rep.listen(
-            "quic://127.0.0.1:0"
+        lst = (
+            rep.listen("quic6://[::1]:0")
+            if "--ipv6" in sys.argv
+            else rep.listen("quic://127.0.0.1:0")
         )
         req.dial(lst.url, block=True)
         for i in range(20):

@@ -18,17 +18,23 @@ if TYPE_CHECKING:
 T = 10.0
 
 
+def extra(pipe: Any, name: str) -> Any:
+    """``pipe.extra(name)``: stream pipes have it, the ``Pipe`` interface does not declare it."""
+    return pipe.extra(name)
+
+
 async def until(cond: Callable[[], bool], what: str = "condition", timeout: float = T) -> None:
     """Poll ``cond`` until it holds; fail after ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
-            while not cond():  # noqa: ASYNC110 - conditions span sockets with no shared event
+            while not cond():
                 await asyncio.sleep(0.005)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
 # ---------------------------------------------------------------- a bare QUIC client
+
 
 class RawClient(QuicConnectionProtocol):
     """A QUIC client with no SP in it, for feeding a listener bad input.
@@ -87,7 +93,7 @@ async def raw_client(
     tr, proto = await loop.create_datagram_endpoint(
         lambda: RawClient(quic), remote_addr=(host, port)
     )
-    client: RawClient = proto  # type: ignore[assignment]
+    client: RawClient = proto
     client.udp = tr
     addr = tr.get_extra_info("peername")
     client.connect(addr)

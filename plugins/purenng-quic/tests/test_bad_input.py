@@ -13,14 +13,14 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
+import purenng
 import pytest
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from support import T, raw_client, until
 
-import purenng
 import purenng_quic
+from support import T, raw_client, until
 
 if TYPE_CHECKING:
     from purenng.testing import DevCerts
@@ -116,15 +116,11 @@ async def test_wrong_alpn_from_a_bare_client(certs: DevCerts, purenng_leak_check
         await _still_serves(certs, a, lst.url)
 
 
-async def test_wrong_alpn_from_a_purenng_dialer(
-    certs: DevCerts, purenng_leak_check: None
-) -> None:
+async def test_wrong_alpn_from_a_purenng_dialer(certs: DevCerts, purenng_leak_check: None) -> None:
     async with purenng.Pair0(recv_timeout=T) as a, purenng.Pair0() as b:
         lst, _ = await _listening(certs, a)
         with pytest.raises(purenng.TLSError, match="ALPN"):
-            await b.adial(
-                lst.url, block=True, tls_config=certs.client_config(), quic_alpn="not-sp"
-            )
+            await b.adial(lst.url, block=True, tls_config=certs.client_config(), quic_alpn="not-sp")
         assert purenng_quic.listener_stats(lst)["handshake_failures"] == 1
         await _still_serves(certs, a, lst.url)
 
@@ -140,9 +136,7 @@ async def test_untrusted_certificate_is_counted(
         await _still_serves(certs, a, lst.url)
 
 
-async def test_peer_that_never_opens_the_stream(
-    certs: DevCerts, purenng_leak_check: None
-) -> None:
+async def test_peer_that_never_opens_the_stream(certs: DevCerts, purenng_leak_check: None) -> None:
     """TLS completes, no stream: the SP handshake times out, counted as the socket counts it."""
     async with purenng.Pair0(recv_timeout=T, sp_handshake_timeout=0.3) as a:
         lst, _ = await _listening(certs, a)
@@ -266,7 +260,9 @@ async def test_dial_a_silent_port_times_out(purenng_leak_check: None) -> None:
 
 def _half_open(port: int, raw: socket.socket) -> None:
     """Send a client's first flight, then never answer."""
-    quic = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=[purenng_quic.ALPN]))
+    quic = QuicConnection(
+        configuration=QuicConfiguration(is_client=True, alpn_protocols=[purenng_quic.ALPN])
+    )
     quic.connect(("127.0.0.1", port), now=0.0)
     for data, _ in quic.datagrams_to_send(now=0.0):
         raw.sendto(data, ("127.0.0.1", port))
@@ -278,9 +274,7 @@ async def test_connection_limit_and_handshake_timeout(
     """A flood of half-open handshakes: bounded, refused past the limit, expired in time."""
     limit, flood = 4, 12
     async with purenng.Pair0(recv_timeout=T) as a:
-        lst, _ = await _listening(
-            certs, a, quic_max_connections=limit, quic_handshake_timeout=0.5
-        )
+        lst, _ = await _listening(certs, a, quic_max_connections=limit, quic_handshake_timeout=0.5)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
             raw.bind(("127.0.0.1", 0))
             for _ in range(flood):
@@ -306,9 +300,7 @@ async def test_max_pipes_refuses_before_the_handshake(
     certs: DevCerts, purenng_leak_check: None
 ) -> None:
     async with purenng.Bus0(recv_timeout=T) as a:
-        lst = await a.alisten(
-            "quic://127.0.0.1:0", tls_config=certs.server_config(), max_pipes=1
-        )
+        lst = await a.alisten("quic://127.0.0.1:0", tls_config=certs.server_config(), max_pipes=1)
         async with purenng.Bus0() as b, purenng.Bus0() as c:
             await b.adial(lst.url, block=True, tls_config=certs.client_config())
             with pytest.raises(purenng.ConnectionRefused):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import has_ipv6_loopback
-
 from purenng.testing import CHECKS, check_transport
+
+from conftest import has_ipv6_loopback
 
 if TYPE_CHECKING:
     from purenng.testing import DevCerts

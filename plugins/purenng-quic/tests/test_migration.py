@@ -12,19 +12,17 @@ import asyncio
 import random
 from typing import TYPE_CHECKING
 
-import pytest
-from support import T, until
-
 import purenng
+import pytest
+
+from support import T, extra, until
 
 if TYPE_CHECKING:
     from purenng.testing import DevCerts
 
 
 async def _connected(certs: DevCerts, a: purenng.Pair0, b: purenng.Pair0) -> None:
-    lst = await a.alisten(
-        "quic://127.0.0.1:0", tls_config=certs.server_config(), recv_max_size=0
-    )
+    lst = await a.alisten("quic://127.0.0.1:0", tls_config=certs.server_config(), recv_max_size=0)
     await b.adial(lst.url, block=True, tls_config=certs.client_config(), recv_max_size=0)
     await until(lambda: bool(a.pipes), "the listener's pipe")
 
@@ -35,7 +33,7 @@ async def test_messages_keep_flowing_after_a_rebind(
     async with purenng.Pair0(recv_timeout=T) as a, purenng.Pair0(recv_timeout=T) as b:
         await _connected(certs, a, b)
         pa, pb = a.pipes[0], b.pipes[0]
-        client, server = pb.extra("quic"), pa.extra("quic")
+        client, server = extra(pb, "quic"), extra(pa, "quic")
         await b.asend(b"before")
         assert await a.arecv() == b"before"
         old = client.local_address
@@ -49,7 +47,7 @@ async def test_messages_keep_flowing_after_a_rebind(
             await a.asend(b"reply %d" % i)
             assert await b.arecv() == b"reply %d" % i
         await until(lambda: server.peer_address[1] == new[1], "the listener to follow")
-        assert pa.extra("quic_peer_address")[1] == new[1]
+        assert extra(pa, "quic_peer_address")[1] == new[1]
         # Still the same pipes: nothing was redialed.
         assert a.pipes == [pa]
         assert b.pipes == [pb]
@@ -65,7 +63,7 @@ async def test_rebind_during_a_large_transfer(certs: DevCerts, purenng_leak_chec
     body = random.Random(7).randbytes(4 << 20)
     async with purenng.Pair0(recv_timeout=T) as a, purenng.Pair0(recv_timeout=T) as b:
         await _connected(certs, a, b)
-        client = b.pipes[0].extra("quic")
+        client = extra(b.pipes[0], "quic")
         got = asyncio.ensure_future(a.arecv())
         await b.asend(body)
         await asyncio.sleep(0.01)  # part of it is in flight
@@ -78,7 +76,7 @@ async def test_rebind_during_a_large_transfer(certs: DevCerts, purenng_leak_chec
 async def test_only_a_dialer_rebinds(certs: DevCerts, purenng_leak_check: None) -> None:
     async with purenng.Pair0(recv_timeout=T) as a, purenng.Pair0(recv_timeout=T) as b:
         await _connected(certs, a, b)
-        server = a.pipes[0].extra("quic")
+        server = extra(a.pipes[0], "quic")
         assert not server.is_client
         with pytest.raises(purenng.NotSupported):
             await server.rebind()

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import purenng
 import pytest
+
 from support import T, until
 
-import purenng
-
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from purenng.testing import DevCerts
 
 Exchange = "Callable[[Any, Any], Awaitable[None]]"

@@ -6,11 +6,11 @@ import asyncio
 import random
 from typing import TYPE_CHECKING
 
-import pytest
-from support import T, until
-
 import purenng
 import purenng.stream
+import pytest
+
+from support import T, until
 
 if TYPE_CHECKING:
     from purenng.testing import DevCerts
@@ -105,4 +105,5 @@ async def test_paused_receiver_stops_the_sender(certs: DevCerts, purenng_leak_ch
         assert 0 < accepted < 200
         for i in range(accepted):
             msg = await pull.arecv()
-            assert msg[:4] == i.to_bytes(4, "big") and len(msg) == size
+            assert msg[:4] == i.to_bytes(4, "big")
+            assert len(msg) == size

@@ -80,7 +80,10 @@ class SPQuicConnection(QuicConnection):
         self.closed_by_peer = False
         self._want_client_certificate = request_client_certificate
         bidi = 0 if configuration.is_client else 1
-        for limit, value in ((self._local_max_streams_bidi, bidi), (self._local_max_streams_uni, 0)):
+        for limit, value in (
+            (self._local_max_streams_bidi, bidi),
+            (self._local_max_streams_uni, 0),
+        ):
             limit.value = value
             limit.sent = value
 

@@ -64,7 +64,9 @@ class _ClientEndpoint(asyncio.DatagramProtocol):
         if d is None:
             return
         if isinstance(exc, ConnectionRefusedError):
-            err: BaseException = ConnectionRefused(f"{d.where}: connection refused (nobody listens)")
+            err: BaseException = ConnectionRefused(
+                f"{d.where}: connection refused (nobody listens)"
+            )
         else:
             err = ConnectionRefused(f"{d.where}: {exc}")
         err.__cause__ = exc

@@ -29,7 +29,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from typing import TYPE_CHECKING, Any
@@ -41,6 +40,7 @@ from .stream_transport import QuicStreamTransport
 from .wire import SP_STREAM_ID, app_code_for, close_error
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Awaitable, Callable
 
     from purenng.plugin import BytesLike

@@ -404,7 +404,9 @@ class QuicListener(StreamListener):
                 f"{driver.where}: client certificate refused: {refused}", reason=refused
             )
             code = _CERTIFICATE_REQUIRED if cert is None else _BAD_CERTIFICATE
-            driver.quic.close(error_code=code, frame_type=QuicFrameType.CRYPTO, reason_phrase=refused)
+            driver.quic.close(
+                error_code=code, frame_type=QuicFrameType.CRYPTO, reason_phrase=refused
+            )
             driver.transmit()
             return
         verified = cert is not None

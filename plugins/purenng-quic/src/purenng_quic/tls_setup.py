@@ -26,7 +26,6 @@ object, which is immutable); a field that does not load raises
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import ssl
@@ -42,6 +41,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from purenng.plugin import BadOption, TLSConfig
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Sequence
 
 __all__ = [
@@ -53,7 +53,9 @@ __all__ = [
     "verify_client",
 ]
 
-_KEY_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]*?)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", re.S)
+_KEY_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z ]*?)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", re.S
+)
 
 
 @dataclass(frozen=True)

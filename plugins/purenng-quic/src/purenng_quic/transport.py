@@ -187,6 +187,8 @@ class QuicTransport(StreamTransport):
         port = sock.getsockname()[1]
         shown = _format_host(hp.host) if hp.host not in ("", "*") else hp.host
         tickets = TicketStore() if options["quic_0rtt"] else None
-        lst = QuicListener(f"{url.scheme}://{shown}:{port}", configuration, cfg, dict(options), tickets)
+        lst = QuicListener(
+            f"{url.scheme}://{shown}:{port}", configuration, cfg, dict(options), tickets
+        )
         await lst.start(sock)
         return lst

@@ -91,6 +91,7 @@ _ALERTS = {
     120: "no common application protocol (ALPN)",
 }
 
+
 def app_code_for(error: BaseException | None) -> int:
     """The application error code that tells the peer why we closed a pipe."""
     if error is None:
