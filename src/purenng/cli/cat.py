@@ -596,7 +596,11 @@ class _Cat:
 
     def subscribe(self) -> None:
         """SUB: subscribe before any endpoint starts, so nothing is missed."""
+        from ..core.socket_classes import Sub0
+
         sock = self.sock
+        if not isinstance(sock, Sub0):  # configure() allows topics with --sub0 only
+            return
         for topic in self.cfg.topics:
             try:
                 sock.subscribe(topic)

@@ -172,10 +172,13 @@ async def _serve(args: argparse.Namespace) -> int:
             for prefix, directory in statics:
                 lines.append(f"static {srv.url}{prefix} {directory}")
             for proto, path in sps:
-                sock = purenng.Socket(proto)
-                socks.append(sock)
                 if proto == "sub0":
-                    sock.subscribe(b"")
+                    sub = purenng.Sub0()
+                    sub.subscribe(b"")  # print everything published to the path
+                    sock: Socket = sub
+                else:
+                    sock = purenng.Socket(proto)
+                socks.append(sock)
                 lst = await srv.alisten_sp(sock, path)
                 if proto in ECHO:
                     tasks.append(loop.create_task(_echo(sock)))
