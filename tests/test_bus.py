@@ -87,7 +87,7 @@ def test_buffer_defaults_and_ranges() -> None:
         assert s.send_buffer == 8192
         for bad in (0, -1, 8193, "3", True):
             with pytest.raises(BadOption):
-                s.send_buffer = bad
+                s.send_buffer = bad  # type: ignore[assignment]
         s.recv_buffer = 3
         assert s.recv_buffer == 3
 

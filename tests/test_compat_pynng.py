@@ -301,6 +301,7 @@ def test_option_errors() -> None:
     with pynng.Pair1() as p1:
         assert p1.ttl_max == 8
         p1.ttl_max = 4
+        assert isinstance(p1.socket, purenng.Pair1)
         assert p1.socket.ttl_max == 4
 
 
@@ -707,9 +708,11 @@ def test_req_rep(tcp: str) -> None:
         pynng.Req0(dial=listen_url(rep), recv_timeout=2000, resend_time=1500) as req,
     ):
         assert req.resend_time == 1500
+        assert isinstance(req.socket, purenng.Req0)
         assert req.socket.resend_time == 1.5
         req.resend_time = -1  # never re-send
-        assert (req.resend_time, req.socket.resend_time) == (-1, None)
+        # mypy keeps its narrowing from the assert above across the compat setter.
+        assert (req.resend_time, req.socket.resend_time) == (-1, None)  # type: ignore[comparison-overlap]
         req.resend_time = 1500
         with pytest.raises(pynng.BadState):
             rep.send(b"no request yet")
@@ -812,6 +815,7 @@ def test_survey(tcp: str) -> None:
     # Modelled on pynng's docs/snippets/surveyor_sync.py.
     with pynng.Surveyor0(listen=tcp, survey_time=400) as surveyor:
         assert surveyor.survey_time == 400
+        assert isinstance(surveyor.socket, purenng.Surveyor0)
         assert surveyor.socket.survey_time == 0.4
         with pytest.raises(pynng.InvalidOperation):
             surveyor.survey_time = -1

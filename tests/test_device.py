@@ -367,6 +367,7 @@ def test_ttl_max_drops_a_request_that_crossed_too_many_devices(
     # Wait until the request reached the REP, then allow one more hop; the
     # next request is the first one the REP delivers.
     wait_for(lambda: rep.stats()["messages_in"] >= 1, "the request to reach the REP")
+    assert isinstance(rep, purenng.Rep0)
     rep.ttl_max = 3
     req.send(b"close enough")
     assert rep.recv() == b"close enough"

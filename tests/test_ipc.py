@@ -310,7 +310,7 @@ def test_bad_permissions() -> None:
         with pytest.raises(BadOption, match="ipc_permissions"):
             pull.ipc_permissions = 0o10000
         with pytest.raises(BadOption, match="ipc_permissions"):
-            pull.ipc_permissions = "0600"
+            pull.ipc_permissions = "0600"  # type: ignore[assignment]
 
 
 @linux_only
@@ -371,7 +371,7 @@ def test_bad_buffer_size() -> None:
     with purenng.Pull0() as pull:
         for bad in (0, 100, "1M", True, 1 << 31):
             with pytest.raises(BadOption, match="ipc_buffer_size"):
-                pull.ipc_buffer_size = bad
+                pull.ipc_buffer_size = bad  # type: ignore[assignment]
         pull.ipc_buffer_size = None
         assert pull.ipc_buffer_size is None
 

@@ -50,7 +50,7 @@ def raw_server() -> Iterator[tuple[int, Callable[[], RawSP]]]:
 
 
 @pytest.fixture
-def mono() -> Iterator[purenng.Socket]:
+def mono() -> Iterator[purenng.Pair1]:
     with purenng.Pair1(listen="tcp://127.0.0.1:0", recv_timeout=LONG, send_timeout=LONG) as s:
         yield s
 
@@ -78,9 +78,9 @@ def test_option_defaults_and_ranges() -> None:
         assert s.ttl_max == 15
         for bad in (0, 16, "8", True):
             with pytest.raises(BadOption):
-                s.ttl_max = bad
+                s.ttl_max = bad  # type: ignore[assignment]
         with pytest.raises(BadOption):
-            s.polyamorous = 1
+            s.polyamorous = 1  # type: ignore[assignment]
     with pytest.raises(BadOption):
         purenng.Pair1(ttl_max=16)
 
@@ -88,7 +88,7 @@ def test_option_defaults_and_ranges() -> None:
 # ------------------------------------------------------------------ cooked exchange
 
 
-def test_cooked_exchange_both_ways(mono: purenng.Socket) -> None:
+def test_cooked_exchange_both_ways(mono: purenng.Pair1) -> None:
     with purenng.Pair1(dial=mono.listeners[0].url, recv_timeout=LONG, send_timeout=LONG) as b:
         for i in range(20):
             b.send(b"ping %d" % i)
@@ -113,7 +113,7 @@ async def test_cooked_exchange_async() -> None:
         assert (msg.bytes, bytes(msg.header)) == (b"pong", hop(1))
 
 
-def test_zero_length_both_ways(mono: purenng.Socket) -> None:
+def test_zero_length_both_ways(mono: purenng.Pair1) -> None:
     with purenng.Pair1(dial=mono.listeners[0].url, recv_timeout=LONG, send_timeout=LONG) as b:
         b.send(b"")
         msg = mono.recv_msg()
@@ -122,7 +122,7 @@ def test_zero_length_both_ways(mono: purenng.Socket) -> None:
         assert b.recv() == b""
 
 
-def test_reply_with_received_message_resets_hops(mono: purenng.Socket) -> None:
+def test_reply_with_received_message_resets_hops(mono: purenng.Pair1) -> None:
     """A cooked socket ignores the header of a message it sends: hop count 1 again."""
     with purenng.Pair1(dial=mono.listeners[0].url, recv_timeout=LONG, send_timeout=LONG) as b:
         b.send_msg(Message(b"x", header=hop(7)))
@@ -157,7 +157,7 @@ def test_wire_raw_send_increments_hop(raw_server: tuple[int, Callable[[], RawSP]
         assert peer.recv() == hop(0xFF) + b"c"
 
 
-def test_receive_hop_zero_is_accepted(mono: purenng.Socket) -> None:
+def test_receive_hop_zero_is_accepted(mono: purenng.Pair1) -> None:
     """mangos sends hop count 0; NNG accepts it, and so do we (§4 item 2)."""
     peer = RawSP.connect(port_of(mono), PAIR1, PAIR1)
     try:
@@ -172,7 +172,7 @@ def test_receive_hop_zero_is_accepted(mono: purenng.Socket) -> None:
         peer.close()
 
 
-def test_large_message_body(mono: purenng.Socket) -> None:
+def test_large_message_body(mono: purenng.Pair1) -> None:
     """Bodies big enough to arrive in their own buffer lose exactly the 4-byte word."""
     big = bytes(range(256)) * 1024  # 256 KiB
     with purenng.Pair1(dial=mono.listeners[0].url, send_timeout=LONG, recv_timeout=LONG) as b:
@@ -233,7 +233,7 @@ def test_hop_count_goes_up_by_one_per_send() -> None:
     assert rpipe.take() == []
 
 
-def test_ttl_forwarded_through_raw_devices(mono: purenng.Socket) -> None:
+def test_ttl_forwarded_through_raw_devices(mono: purenng.Pair1) -> None:
     """End to end: each raw hop adds one; past ttl_max the receiver drops the message."""
     with purenng.Pair1(
         raw=True, dial=mono.listeners[0].url, recv_timeout=LONG, send_timeout=LONG
@@ -256,7 +256,7 @@ def test_ttl_forwarded_through_raw_devices(mono: purenng.Socket) -> None:
     [b"", b"\x00\x00\x01", b"\x00\x00\x01\x00body", b"\x01\x00\x00\x00", b"\x00\x80\x00\x01"],
     ids=["empty", "short", "word-0x100", "reserved-high", "reserved-mid"],
 )
-def test_malformed_message_closes_pipe(mono: purenng.Socket, bad: bytes) -> None:
+def test_malformed_message_closes_pipe(mono: purenng.Pair1, bad: bytes) -> None:
     peer = RawSP.connect(port_of(mono), PAIR1, PAIR1)
     try:
         # The valid message behind the bad one, in the same write, must not arrive.
@@ -278,7 +278,7 @@ def test_malformed_message_closes_pipe(mono: purenng.Socket, bad: bytes) -> None
 # ------------------------------------------------------------------ monogamy
 
 
-def test_second_peer_refused_first_keeps_working(mono: purenng.Socket) -> None:
+def test_second_peer_refused_first_keeps_working(mono: purenng.Pair1) -> None:
     url = mono.listeners[0].url
     with purenng.Pair1(dial=url, recv_timeout=LONG, send_timeout=LONG) as b:
         wait_for(lambda: len(mono.pipes) == 1)
@@ -299,7 +299,7 @@ def test_second_peer_refused_first_keeps_working(mono: purenng.Socket) -> None:
             assert not c.pipes or c.pipes[0].closed
 
 
-def test_pair1_refuses_pair0_peer(mono: purenng.Socket) -> None:
+def test_pair1_refuses_pair0_peer(mono: purenng.Pair1) -> None:
     """PAIR v1 does not talk to PAIR v0 (§4 item 1)."""
     with purenng.Pair0(dial=mono.listeners[0].url) as old:
         wait_for(lambda: mono.stats()["protocol_mismatch"] >= 1)
@@ -313,7 +313,7 @@ def test_pair1_refuses_pair0_peer(mono: purenng.Socket) -> None:
 BAD_RAW_HEADERS = [b"", b"\x00\x00\x00", b"\x00\x00\x00\x01\x00", b"\x00\x00\x01\x00", hop(0xFF)]
 
 
-def test_raw_header_validation_blocking(mono: purenng.Socket) -> None:
+def test_raw_header_validation_blocking(mono: purenng.Pair1) -> None:
     with purenng.Pair1(
         raw=True, dial=mono.listeners[0].url, recv_timeout=LONG, send_timeout=LONG
     ) as r:
@@ -352,7 +352,7 @@ async def test_raw_header_validation_async() -> None:
         assert (msg.bytes, bytes(msg.header)) == (b"ok", hop(3))
 
 
-def test_raw_receive_keeps_header_and_forwarding_adds_a_hop(mono: purenng.Socket) -> None:
+def test_raw_receive_keeps_header_and_forwarding_adds_a_hop(mono: purenng.Pair1) -> None:
     with purenng.Pair1(
         raw=True, dial=mono.listeners[0].url, recv_timeout=LONG, send_timeout=LONG
     ) as dev:

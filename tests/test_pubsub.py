@@ -91,9 +91,9 @@ def test_option_defaults_and_ranges() -> None:
         with pytest.raises(BadOption):
             pub.send_buffer = 8193
         with pytest.raises(BadOption):
-            sub.prefer_new = 1
+            sub.prefer_new = 1  # type: ignore[assignment]
         with pytest.raises(BadOption):
-            sub.subscribe(42)
+            sub.subscribe(42)  # type: ignore[arg-type]
         pub.send_buffer = 4
         sub.prefer_new = False
         assert (pub.send_buffer, sub.prefer_new) == (4, False)
@@ -437,7 +437,7 @@ def test_context_options(pubsub: tuple[purenng.Pub0, purenng.Sub0]) -> None:
         ctx.recv_buffer = 2
         ctx.prefer_new = True
         with pytest.raises(BadOption):
-            ctx.prefer_new = "yes"
+            ctx.prefer_new = "yes"  # type: ignore[assignment]
         ctx.subscribe(b"")
         sub.subscribe(b"")
         sub.recv_buffer = 2

@@ -131,7 +131,7 @@ def test_context_and_pipe_sends_check_types() -> None:
     ):
         ctx = req.new_context()
         with pytest.raises(TypeError, match="bytes-like"):
-            ctx.send("hello")
+            ctx.send("hello")  # type: ignore[arg-type]
         ctx.send(b"question")
         assert rep.recv() == b"question"
         pipe = rep.pipes[0]

@@ -91,7 +91,7 @@ def test_identity_and_options() -> None:
         with pytest.raises(BadOption):
             req.resend_time = -1
         with pytest.raises(BadOption):
-            rep.resend_time = 1.0  # a REQ option only
+            rep.resend_time = 1.0  # type: ignore[attr-defined]  # a REQ option only
 
 
 def test_raw_sockets_have_no_contexts() -> None:

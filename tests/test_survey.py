@@ -90,10 +90,10 @@ def test_option_defaults_and_ranges() -> None:
             assert sock.ttl_max == 15
             for bad in (0, 16, -1, "3", True):
                 with pytest.raises(BadOption):
-                    sock.ttl_max = bad
+                    sock.ttl_max = bad  # type: ignore[assignment]
         for bad_time in (-1, "1", True):
             with pytest.raises(BadOption):
-                s.survey_time = bad_time
+                s.survey_time = bad_time  # type: ignore[assignment]
     with pytest.raises(BadOption):
         purenng.Respondent0(survey_time=1.0)  # a surveyor option only
 
