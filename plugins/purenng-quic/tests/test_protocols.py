@@ -119,3 +119,14 @@ async def test_req_rep_contexts_over_one_connection(
         await server
         assert answers == [b"n%d" % i for i in range(50)]
         assert len(rep.pipes) == 1
+
+
+async def test_sp_header_travels_with_the_handshake(
+    certs: DevCerts, purenng_leak_check: None
+) -> None:
+    """No round trip of SP's own: the dialer's SP header came with its Finished."""
+    async with purenng.Pair0(recv_timeout=T) as a, purenng.Pair0(recv_timeout=T) as b:
+        lst = await a.alisten("quic://127.0.0.1:0", tls_config=certs.server_config())
+        await b.adial(lst.url, block=True, tls_config=certs.client_config())
+        await until(lambda: bool(a.pipes), "the listener's pipe")
+        assert a.pipes[0].extra("quic").first_flight_carried_sp  # type: ignore[attr-defined]

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from purenng.plugin import Registry
 
 __version__ = "0.1.0"
+#: The purenng plugin API this plugin is written for.
+PURENNG_PLUGIN_API = "1.0"
 
 __all__ = [
     "ALPN",
@@ -45,6 +47,7 @@ __all__ = [
     "APP_NO_ERROR",
     "APP_PROTOCOL_ERROR",
     "OPTIONS",
+    "PURENNG_PLUGIN_API",
     "SP_STREAM_ID",
     "QuicHandle",
     "QuicListener",

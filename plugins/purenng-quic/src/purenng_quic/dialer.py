@@ -7,11 +7,12 @@ socket, so a dial to a closed port fails at once with
 :class:`~purenng.ConnectionRefused` instead of waiting out the handshake
 timeout.
 
-The dial returns once the TLS handshake is complete, and stream 0 is already
-open by then (its MAX_STREAM_DATA went out in the first Initial flight).
-The SP adapter's header write that follows is sent with the client's
-Finished, in the same flight (see :mod:`purenng_quic.driver`), so SP over
-QUIC costs no round trip beyond QUIC's own.  With ``quic_0rtt`` and a
+The dial returns once the TLS handshake is complete.  Stream 0 opens in the
+client's first 1-RTT packets (a MAX_STREAM_DATA frame for it, so that the
+listener may write first), and the SP adapter's header write that follows
+the dial is sent with the client's Finished, in the same flight (see
+:mod:`purenng_quic.driver`), so SP over QUIC costs no round trip beyond
+QUIC's own.  With ``quic_0rtt`` and a
 ticket from an earlier connection to the same server, the dial returns at
 once and the first bytes travel as 0-RTT data.
 

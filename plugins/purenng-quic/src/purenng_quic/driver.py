@@ -124,7 +124,7 @@ class ConnectionDriver:
     # ------------------------------------------------------------ inputs
 
     def connect(self, addr: Any) -> None:
-        """(Dialer) start the handshake towards ``addr``; stream 0 opens in the first flight."""
+        """(Dialer) start the handshake towards ``addr`` (stream 0 opens with the 1-RTT data)."""
         self.quic.connect(addr, now=self.loop.time())
         self.quic.open_sp_stream()
         self.stream_open = True

@@ -42,7 +42,7 @@ import os
 import socket
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aioquic.buffer import Buffer
 from aioquic.quic.crypto import CryptoPair
@@ -63,7 +63,7 @@ from .tls_setup import common_name, peer_certificate_dict, verify_client
 
 if TYPE_CHECKING:
     from aioquic.quic.configuration import QuicConfiguration
-    from purenng.plugin import ConnectionGate, ConnectionSlot, Stream, TLSConfig
+    from purenng.plugin import Stream, TLSConfig
 
     from .tickets import TicketStore
 
@@ -83,6 +83,18 @@ _CERTIFICATE_REQUIRED = 0x100 + 116
 _by_address: weakref.WeakValueDictionary[tuple[Any, ...], QuicListener] = (
     weakref.WeakValueDictionary()
 )
+
+
+class ConnectionSlot(Protocol):
+    """A connection's place under the endpoint's ``max_pipes`` (purenng's ``ConnectionSlot``)."""
+
+    def release(self) -> None: ...
+
+
+class ConnectionGate(Protocol):
+    """The endpoint's admission control (purenng's ``ConnectionGate``, not in purenng.plugin)."""
+
+    def admit(self) -> ConnectionSlot | None: ...
 
 
 def refusal_datagram(data: bytes, cid_length: int) -> bytes | None:
@@ -426,7 +438,8 @@ class QuicListener(StreamListener):
         self._stats["connections_accepted"] += 1
         driver.start_keepalive()
         stream = QuicStream(driver.stream)
-        stream.slot = server.slot
+        # The slot came from the endpoint's gate: it is purenng's own ConnectionSlot.
+        stream.slot = server.slot  # type: ignore[assignment]
         server.slot = None  # the endpoint owns it now
         self._queue.append(stream)
         w = self._waiter
