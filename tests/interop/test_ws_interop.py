@@ -73,6 +73,9 @@ def meet(
         peer = spawn_peer(lib, proto, listen=peer_url(), **peer_kw)
         sock.dial(peer.url, block=True)
     peer.wait_pipes(1)
+    # NNG counts its pipe once the 101 answer arrives; purenng's side of a
+    # listener admits its pipe on its own loop, which may be a moment later.
+    wait_for(lambda: bool(sock.pipes), "the pipe on purenng's side")
     return peer
 
 
