@@ -34,6 +34,9 @@ _LAZY: dict[str, str] = {
     "Sub0": "purenng.core.socket_classes",
     "Surveyor0": "purenng.core.socket_classes",
     "Context": "purenng.core.context",
+    "ReqContext": "purenng.core.context",
+    "SubContext": "purenng.core.context",
+    "SurveyorContext": "purenng.core.context",
     "Dialer": "purenng.core.endpoint",
     "Listener": "purenng.core.endpoint",
     "Message": "purenng.core.message",
@@ -92,10 +95,13 @@ __all__ = [
     "Push0",
     "Rep0",
     "Req0",
+    "ReqContext",
     "Respondent0",
     "Socket",
     "Sub0",
+    "SubContext",
     "Surveyor0",
+    "SurveyorContext",
     "TLSConfig",
     "TLSError",
     "Timeout",
@@ -133,6 +139,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .core.context import Context as Context
+    from .core.context import ReqContext as ReqContext
+    from .core.context import SubContext as SubContext
+    from .core.context import SurveyorContext as SurveyorContext
     from .core.endpoint import Dialer as Dialer
     from .core.endpoint import Listener as Listener
     from .core.errors import (
