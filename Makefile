@@ -11,6 +11,11 @@ PYTEST_ARGS ?=
 # module as the `nng` package, so it gets a venv of its own.
 NNGSSL       := .venv-nngssl
 NNGSSL_STAMP := $(NNGSSL)/.purenng-installed
+# The plugin distributions of this repository (plugins/*/), installed into
+# .venv like any third-party plugin; `make test` runs each one's own tests
+# from its own directory, with its own pytest configuration.
+PLUGINS      := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
+PLUGIN_STAMP := $(VENV)/.purenng-plugins-installed
 
 .PHONY: demo test lint typecheck check bench clean nngssl fuzz soak
 
@@ -26,13 +31,24 @@ $(NNGSSL_STAMP):
 		&& touch $(NNGSSL_STAMP) \
 		|| echo "warning: nng-ssl not installed; its TLS interop tests will skip (or fail with PURENNG_REQUIRE_PEERS)"
 
+$(PLUGIN_STAMP): $(STAMP) $(addsuffix /pyproject.toml,$(PLUGINS))
+	@for p in $(PLUGINS); do \
+		echo "installing $$p"; \
+		$(BIN)/python -m pip install --quiet -e "$$p[test]" || exit 1; \
+	done
+	@touch $(PLUGIN_STAMP)
+
 nngssl: $(NNGSSL_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/purenng demo
 
-test: $(STAMP) $(NNGSSL_STAMP)
+test: $(STAMP) $(PLUGIN_STAMP) $(NNGSSL_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@for p in $(PLUGINS); do \
+		echo "== tests of $$p"; \
+		(cd $$p && $(CURDIR)/$(BIN)/python -m pytest $(PYTEST_ARGS)) || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests fuzz
