@@ -54,6 +54,12 @@ log: logging.Logger = logging.getLogger("purenng.quic")
 #: Seconds a closed pipe waits for the peer to acknowledge what it still had
 #: to send before the connection is closed anyway.
 LINGER = 10.0
+#: Longest closing (or draining) period, in seconds.  QUIC's is three probe
+#: timeouts, and a probe timeout grows with the round-trip estimate: a
+#: handshake made while the peer was busy could keep a closed pipe's socket
+#: for seconds.  Late packets after this get no CONNECTION_CLOSE in reply
+#: (a dialer's then get ICMP errors; the peer's idle timer ends it anyway).
+CLOSING_MAX = 0.5
 
 _ping_ids = itertools.count(1)
 
@@ -118,6 +124,7 @@ class ConnectionDriver:
         self._tx: asyncio.Handle | None = None
         self._keepalive = keepalive or None
         self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._closing_cap: asyncio.TimerHandle | None = None
         self._last_heard = loop.time()
         self.handle = QuicHandle(self)
 
@@ -352,6 +359,8 @@ class ConnectionDriver:
             return
         self.closing = True
         self._stop_keepalive()
+        if not self.terminated:
+            self._closing_cap = self.loop.call_later(CLOSING_MAX, self._terminate)
         self.stream.lost(self.error)
         if self.on_closing is not None:
             self.on_closing(self)
@@ -361,10 +370,10 @@ class ConnectionDriver:
             return
         self._report_closing()
         self.terminated = True
-        for handle in (self._timer, self._tx, self._linger):
+        for handle in (self._timer, self._tx, self._linger, self._closing_cap):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._tx = self._linger = None
+        self._timer = self._tx = self._linger = self._closing_cap = None
         self._timer_at = None
         cb, self.on_terminated = self.on_terminated, None
         self.on_handshake = self.on_closing = None

@@ -129,15 +129,15 @@ def refusal_datagram(data: bytes, cid_length: int) -> bytes | None:
     return datagrams[0] if datagrams else None
 
 
-def bind_udp(host: str, port: int, family: int, where: str) -> socket.socket:
-    """A bound UDP socket for one address (IPv6 sockets are IPv6 only, as tcp's).
+async def bind_udp(host: str, port: int, family: int, where: str) -> socket.socket:
+    """A bound UDP socket for the first address of ``host`` (IPv6 sockets are IPv6 only).
 
     Raises:
         AddressInUse: the port is taken.
         BadAddress: the address is not one of this host's, or does not resolve.
     """
     try:
-        infos = socket.getaddrinfo(
+        infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, family=family, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
         )
     except socket.gaierror as exc:

@@ -183,7 +183,7 @@ class QuicTransport(StreamTransport):
         host = hp.host
         if hp.wildcard:
             host = "::" if family == socket.AF_INET6 or hp.host == "::" else "0.0.0.0"
-        sock = bind_udp(host, hp.port, family, url.raw)
+        sock = await bind_udp(host, hp.port, family, url.raw)
         port = sock.getsockname()[1]
         shown = _format_host(hp.host) if hp.host not in ("", "*") else hp.host
         tickets = TicketStore() if options["quic_0rtt"] else None
