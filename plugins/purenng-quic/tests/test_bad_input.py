@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import purenng
 import pytest
-from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
@@ -170,7 +169,7 @@ async def test_bad_frame_closes_with_protocol_error(
         assert ended.error_code == purenng_quic.APP_PROTOCOL_ERROR
         assert ended.reason_phrase  # says what was wrong
         await until(lambda: not a.pipes, "the bad pipe to go")
-        assert a.stats()["protocol_errors"] + a.stats()["handshake_failures"] >= 0
+        assert a.stats()["oversize"] == 1  # a reserved-bits length counts as oversize
         await _still_serves(certs, a, lst.url)
 
 
@@ -307,7 +306,3 @@ async def test_max_pipes_refuses_before_the_handshake(
                 await c.adial(lst.url, block=True, tls_config=certs.client_config())
             assert purenng_quic.listener_stats(lst)["connections_refused"] == 1
             assert lst.pipes_refused == 1
-
-
-def test_events_module_is_aioquic() -> None:
-    assert events.ConnectionTerminated.__module__.startswith("aioquic")

@@ -28,7 +28,7 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from purenng.plugin import BadAddress, ConnectionRefused, Timeout
+from purenng.plugin import BadAddress, Closed, ConnectionRefused, Timeout
 
 from .connection import SPQuicConnection
 from .driver import ConnectionDriver
@@ -199,14 +199,10 @@ async def _dial_address(
     async def rebind() -> Any:
         old = state["endpoint"]
         if driver.closing:
-            from purenng.plugin import Closed
-
             raise Closed("the connection is closed")
         new, new_local = await _open_socket(loop, af, addr)
         if driver.closing:
             new.close()
-            from purenng.plugin import Closed
-
             raise Closed("the connection is closed")
         new.driver = driver
         driver.send_datagram = new.send

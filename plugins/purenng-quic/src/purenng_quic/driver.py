@@ -34,7 +34,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aioquic.quic import events
-from purenng.plugin import ConnectionReset
+from purenng.plugin import ConnectionReset, NotSupported
 
 from .stream_transport import QuicStreamTransport
 from .wire import SP_STREAM_ID, app_code_for, close_error
@@ -100,6 +100,8 @@ class ConnectionDriver:
         self.closing = False
         self.terminated = False
         self.extras: dict[str, Any] = dict(extras or {})
+        #: Whoever runs the connection keeps its own record here (the listener's).
+        self.owner: Any = None
         #: Called once, when the TLS handshake is complete.
         self.on_handshake: Callable[[ConnectionDriver], None] | None = None
         #: Called once, as soon as the connection is closing (with its error).
@@ -483,8 +485,6 @@ class QuicHandle:
         Raises:
             NotSupported: on the listener's side.
         """
-        from purenng.plugin import NotSupported
-
         if self._rebind is None:
             raise NotSupported("only a dialer's connection can move to a new local address")
         return await self._rebind()

@@ -54,7 +54,7 @@ from aioquic.quic.packet import (
     pull_quic_header,
 )
 from aioquic.quic.packet_builder import QuicPacketBuilder
-from purenng.plugin import AddressInUse, BadAddress, Closed, StreamListener
+from purenng.plugin import AddressInUse, BadAddress, Closed, StreamListener, Timeout, TLSError
 
 from .connection import SPQuicConnection
 from .driver import ConnectionDriver
@@ -359,7 +359,7 @@ class QuicListener(StreamListener):
         driver.on_handshake = self._handshake_done
         driver.on_closing = self._closing
         driver.on_terminated = self._terminated
-        driver.extras["_server"] = server
+        driver.owner = server
         self._servers.add(server)
         self._add_cid(server, original_cid)
         self._add_cid(server, quic.host_cid)
@@ -393,13 +393,11 @@ class QuicListener(StreamListener):
             return
         self._stats["handshake_timeouts"] += 1
         server.failure_counted = True
-        from purenng.plugin import Timeout
-
         self.last_error = Timeout(f"{d.where}: QUIC handshake not completed in time")
         d.close_now(self.last_error)
 
     def _handshake_done(self, driver: ConnectionDriver) -> None:
-        server: _Server = driver.extras["_server"]
+        server: _Server = driver.owner
         if server.hs_timer is not None:
             server.hs_timer.cancel()
             server.hs_timer = None
@@ -408,8 +406,6 @@ class QuicListener(StreamListener):
         cert, chain = driver.quic.peer_certificate()
         refused = verify_client(self._tls, cert, chain)
         if refused is not None:
-            from purenng.plugin import TLSError
-
             self._stats["handshake_failures"] += 1
             server.failure_counted = True
             self.last_error = TLSError(
@@ -447,7 +443,7 @@ class QuicListener(StreamListener):
             w.set_result(None)
 
     def _closing(self, driver: ConnectionDriver) -> None:
-        server: _Server = driver.extras["_server"]
+        server: _Server = driver.owner
         if server.hs_timer is not None:
             server.hs_timer.cancel()
             server.hs_timer = None
@@ -463,7 +459,8 @@ class QuicListener(StreamListener):
                 server.slot = None
 
     def _terminated(self, driver: ConnectionDriver) -> None:
-        server: _Server = driver.extras.pop("_server")
+        server: _Server = driver.owner
+        driver.owner = None
         for cid in list(server.cids):
             self._drop_cid(server, cid)
         self._servers.discard(server)
