@@ -311,8 +311,12 @@ async def test_async_api_from_another_loop() -> None:
 
 _SIGINT_CHILD = textwrap.dedent(
     """
-    import sys, threading, time
+    import signal, sys, threading, time
     import purenng
+
+    # A harness that starts the suite in the background leaves SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler: install it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     op = sys.argv[1]
     sock = purenng.Pull0() if op == "recv" else purenng.Push0()

@@ -530,10 +530,16 @@ def test_ctrl_c_interrupts_a_blocking_device(closing: Callable[..., Any]) -> Non
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
 
     t = threading.Thread(target=interrupt_once_forwarding, daemon=True)
-    t.start()
-    with pytest.raises(KeyboardInterrupt):
-        purenng.device(x1, x2)
-    t.join(LONG)
+    # A harness that starts the suite in the background leaves SIGINT ignored
+    # (then Python raises no KeyboardInterrupt): install the handler for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        t.start()
+        with pytest.raises(KeyboardInterrupt):
+            purenng.device(x1, x2)
+        t.join(LONG)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert not problems
     # The device stopped: a new message stays in the raw socket.
     wait_for(lambda: not receiving(x1), "the device to stop receiving")
