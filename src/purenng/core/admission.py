@@ -156,6 +156,7 @@ class PipeAdmission:
             pipe.owner = None
             host.count("pipes_rejected")
             pipe.close()
+            self._rejected.discard(pipe.id)  # never admitted: pipe_closed will not see it
             return False
         self.pipes[pipe.id] = pipe
         host.count("pipes_added")
