@@ -110,7 +110,9 @@ async def test_wrong_alpn_from_a_bare_client(certs: DevCerts, purenng_leak_check
             ended = await asyncio.wait_for(client.terminated, T)
         finally:
             await client.aclose()
-        assert ended.error_code == 0x100 + 120  # CRYPTO_ERROR: no_application_protocol
+        # CRYPTO_ERROR: no_application_protocol (0x178; aioquic before 1.3 sends
+        # handshake_failure, 0x128, instead)
+        assert ended.error_code in (0x100 + 120, 0x100 + 40)
         await until(lambda: purenng_quic.listener_stats(lst)["handshake_failures"] == 1, "count")
         await _still_serves(certs, a, lst.url)
 
@@ -197,7 +199,9 @@ async def test_second_stream_is_refused(certs: DevCerts, purenng_leak_check: Non
             # A well-behaved client would wait for credit to open stream 4 (the
             # listener allows one stream); this one ignores the limit.
             client._quic._remote_max_streams_bidi = 10
-            client.send(4, b"another stream")
+            client._quic.send_stream_data(4, b"another stream")
+            client._quic._streams[4].is_blocked = False
+            client.transmit()
             ended = await asyncio.wait_for(client.terminated, T)
         finally:
             await client.aclose()
