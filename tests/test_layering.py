@@ -215,3 +215,15 @@ def test_the_plugin_door_loads_what_it_declares() -> None:
     assert sorted(door.__all__) == sorted(door._EXPORTS)
     for name in door.__all__:
         assert getattr(door, name) is not None, name
+
+
+def test_a_misspelt_import_from_the_plugin_door_is_a_type_error(tmp_path: Path) -> None:
+    """The door is lazy at run time, but type checkers see its real names only."""
+    from mypy import api
+
+    snippet = tmp_path / "plugin_author.py"
+    snippet.write_text("from purenng.plugin import Pipe, StreamTransportz\n")
+    out, _, status = api.run(["--strict", "--no-incremental", str(snippet)])
+    assert status == 1, out
+    assert 'has no attribute "StreamTransportz"' in out, out
+    assert '"Pipe"' not in out, out

@@ -139,17 +139,20 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'purenng.plugin' has no attribute {name!r}")
-    value = getattr(importlib.import_module("purenng." + module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+if not TYPE_CHECKING:
+    # Hidden from type checkers: they see the imports above, so a misspelt
+    # name imported from here is a type error instead of an ``Any``.
 
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'purenng.plugin' has no attribute {name!r}")
+        value = getattr(importlib.import_module("purenng." + module), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    def __dir__() -> list[str]:
+        return sorted([*globals(), *_EXPORTS])
 
 
 __all__ = [
